@@ -1,0 +1,7 @@
+"""`python -m tokiflow` runs the command line."""
+
+import sys
+
+from tokiflow.cli import main
+
+sys.exit(main())

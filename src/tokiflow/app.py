@@ -1,0 +1,94 @@
+"""The application factory: builds the aiohttp Application without doing any I/O.
+
+Resources open in `cleanup_ctx` order (database: migrate then open; then the engine's tasks) and
+close in reverse, so only what started is cleaned up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from tokiflow.clock import Clock, SystemClock
+from tokiflow.config import Settings
+from tokiflow.engine import retention
+from tokiflow.engine.scheduler import Scheduler
+from tokiflow.storage import monitors, orgs
+from tokiflow.storage.database import Database
+from tokiflow.web import appkeys, ping_hc, system
+from tokiflow.web.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn an unexpected exception into a short 500 with no traceback (logged on our side)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.rel_url.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the Application for `settings`; nothing is opened until the app starts."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.CLOCK] = clock or SystemClock()
+    app[appkeys.PING_LIMITER] = RateLimiter(
+        app[appkeys.CLOCK], rate=settings.ping_rate_limit, burst=settings.ping_rate_burst
+    )
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_engine)
+    app.add_routes(system.routes)
+    ping_hc.add_routes(app)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    db = Database(app[appkeys.SETTINGS].db_path)
+    await db.open()
+    app[appkeys.DB] = db
+    try:
+        yield
+    finally:
+        await db.close()
+        log.info("database closed")
+
+
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    """The scheduler (deadlines rebuilt from the database) and the retention task."""
+    db = app[appkeys.DB]
+    clock = app[appkeys.CLOCK]
+    started_at = clock.now()
+    await db.write(lambda conn: orgs.ensure_default(conn, started_at))
+    scheduler = Scheduler(db, clock, started_at=started_at)
+    scheduler.load(await db.read(lambda conn: list(monitors.deadlines(conn))))
+    app[appkeys.SCHEDULER] = scheduler
+    log.info("scheduler watching %d monitors", len(scheduler))
+    tasks = [
+        asyncio.create_task(scheduler.run(), name="scheduler"),
+        asyncio.create_task(
+            retention.run(db, clock, app[appkeys.SETTINGS].retention), name="retention"
+        ),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("%s task failed", task.get_name())

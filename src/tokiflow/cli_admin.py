@@ -1,0 +1,262 @@
+"""Local admin commands that work directly on the data folder, with or without a running server.
+
+They go through the same engine and storage functions as the server, on their own connection
+(SQLite's busy timeout serialises them with a running server's writer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tokiflow.clock import SystemClock
+from tokiflow.config import Settings
+from tokiflow.engine.monitors import MonitorError, build_spec, create_monitor
+from tokiflow.engine.states import schedule_words
+from tokiflow.storage import incidents, monitors, orgs
+from tokiflow.storage.db import StorageError, connect, prepare_data_dir
+from tokiflow.storage.migrations import migrate
+from tokiflow.storage.monitors import Monitor
+from tokiflow.storage.orgs import Org
+
+
+class AdminError(StorageError):
+    """A local admin command cannot do what was asked; reported as one line."""
+
+
+@contextmanager
+def _transaction(settings: Settings) -> Iterator[sqlite3.Connection]:
+    prepare_data_dir(settings.data_dir)
+    migrate(settings.db_path)
+    conn = connect(settings.db_path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _org(conn: sqlite3.Connection, slug: str | None) -> Org:
+    if slug is None:
+        return orgs.ensure_default(conn, SystemClock().now())
+    org = orgs.by_slug(conn, slug)
+    if org is None:
+        raise AdminError(f"no organisation with slug '{slug}' (see 'tokiflow orgs list')")
+    return org
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value
+
+
+def monitor_json(m: Monitor, org: Org | None, settings: Settings) -> dict[str, Any]:
+    """The JSON shape of a monitor in CLI output."""
+    base = settings.public_url
+    data: dict[str, Any] = {
+        "uuid": m.uuid,
+        "name": m.name,
+        "slug": m.slug,
+        "status": "running" if m.open_runs and m.status not in ("paused",) else m.status,
+        "state": m.status,
+        "schedule": m.cron if m.schedule_kind == "cron" else m.period,
+        "schedule_kind": m.schedule_kind,
+        "schedule_words": schedule_words(m),
+        "tz": m.tz,
+        "grace": m.grace,
+        "max_runtime": m.max_runtime,
+        "min_runtime": m.min_runtime,
+        "tags": m.tags.split(),
+        "last_ping": _iso(m.last_ping_at),
+        "last_success": _iso(m.last_success_at),
+        "last_duration": m.last_duration,
+        "next_due": _iso(m.due_at),
+        "ping_count": m.n_pings,
+        "open_runs": m.open_runs,
+        "ping_url": f"{base}/ping/{m.uuid}",
+    }
+    if org is not None:
+        data["org"] = org.slug
+        data["slug_url"] = f"{base}/ping/{org.ping_key}/{m.slug}"
+    return data
+
+
+def cmd_monitors_add(settings: Settings, args: argparse.Namespace) -> int:
+    with _transaction(settings) as conn:
+        org = _org(conn, args.org)
+        try:
+            spec = build_spec(
+                org_id=org.id, name=args.name, slug=args.slug, period=args.period,
+                cron=args.schedule, tz=args.tz, grace=args.grace,
+                max_runtime=args.max_runtime, min_runtime=args.min_runtime,
+                tags=args.tags or "",
+            )  # fmt: skip
+            m = create_monitor(conn, spec, SystemClock().now())
+        except MonitorError as exc:
+            raise AdminError(str(exc)) from None
+    data = monitor_json(m, org, settings)
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(f"created monitor '{m.name}' ({data['schedule_words']})")
+        print(f"  ping URL:  {data['ping_url']}")
+        print(f"  slug URL:  {data['slug_url']}")
+    return 0
+
+
+def _read(settings: Settings) -> sqlite3.Connection:
+    if not settings.db_path.exists():
+        raise AdminError(f"no database in {settings.data_dir} (run 'tokiflow serve' first)")
+    migrate(settings.db_path)
+    return connect(settings.db_path, readonly=True)
+
+
+def cmd_monitors_list(settings: Settings, args: argparse.Namespace) -> int:
+    conn = _read(settings)
+    try:
+        by_id = {o.id: o for o in orgs.list_all(conn)}
+        org_id = _org_readonly(conn, args.org)
+        rows = [monitor_json(m, by_id.get(m.org_id), settings)
+                for m in monitors.list_for_org(conn, org_id)]  # fmt: skip
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no monitors yet: add one with 'tokiflow monitors add --name NAME --period 1h'")
+        return 0
+    print(f"{'STATUS':<8}  {'NAME':<30}  {'LAST PING':<20}  {'UUID':<36}  SCHEDULE")
+    for r in rows:
+        last = (r["last_ping"] or "never")[:19]
+        print(f"{r['status']:<8}  {r['name'][:30]:<30}  {last:<20}  {r['uuid']}  "
+              f"{r['schedule_words']}")  # fmt: skip
+    return 0
+
+
+def _org_readonly(conn: sqlite3.Connection, slug: str | None) -> int | None:
+    if slug is None:
+        return None
+    org = orgs.by_slug(conn, slug)
+    if org is None:
+        raise AdminError(f"no organisation with slug '{slug}' (see 'tokiflow orgs list')")
+    return org.id
+
+
+def cmd_monitors_get(settings: Settings, args: argparse.Namespace) -> int:
+    conn = _read(settings)
+    try:
+        m = monitors.by_uuid(conn, args.uuid.lower())
+        if m is None:
+            raise AdminError(f"no monitor with uuid {args.uuid}")
+        data = monitor_json(m, orgs.get(conn, m.org_id), settings)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        width = max(len(k) for k in data)
+        for key, value in data.items():
+            print(f"{key:<{width}}  {value if value is not None else '-'}")
+    return 0
+
+
+def cmd_incidents_list(settings: Settings, args: argparse.Namespace) -> int:
+    conn = _read(settings)
+    try:
+        org_id = _org_readonly(conn, args.org)
+        rows = []
+        for inc in incidents.list_recent(conn, org_id=org_id, limit=args.limit):
+            m = monitors.get(conn, inc.monitor_id)
+            rows.append({
+                "id": inc.id, "kind": inc.kind, "state": inc.state,
+                "monitor": m.name if m else None, "monitor_uuid": m.uuid if m else None,
+                "reason": inc.reason, "opened_at": _iso(inc.opened_at),
+                "acknowledged_at": _iso(inc.acknowledged_at), "resolved_at": _iso(inc.resolved_at),
+            })  # fmt: skip
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no incidents")
+    for r in rows:
+        print(f"#{r['id']:<5} {r['kind']:<8} {r['state']:<12} {r['opened_at'][:19]}  "
+              f"{r['monitor']}: {r['reason']}")  # fmt: skip
+    return 0
+
+
+def cmd_orgs_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _transaction(settings) as conn:
+        orgs.ensure_default(conn, SystemClock().now())
+        rows = [{"slug": o.slug, "name": o.name, "ping_key": o.ping_key,
+                 "created_at": _iso(o.created_at)} for o in orgs.list_all(conn)]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print(f"{r['slug']:<20}  {r['name']:<30}  ping key {r['ping_key']}")
+    return 0
+
+
+AddCommon = Callable[[argparse.ArgumentParser], None]
+
+
+def add_commands(sub: Any, add_common: AddCommon) -> None:
+    """Register `monitors`, `incidents` and `orgs` on the `tokiflow` parser."""
+    mon = sub.add_parser("monitors", help="add, list and inspect monitors (local data folder)")
+    msub = mon.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = msub.add_parser("add", help="create a monitor and print its ping URLs")
+    add_common(add)
+    add.add_argument("--name", required=True, help="monitor name")
+    add.add_argument("--slug", help="URL slug (default: from the name)")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--period", help="expected every PERIOD, e.g. 1h, 15m, 1d")
+    when.add_argument(
+        "--schedule", metavar="CRON", help="5-field cron expression, e.g. '*/5 * * * *'"
+    )
+    add.add_argument("--tz", default="UTC", help="time zone of the cron expression (default UTC)")
+    add.add_argument("--grace", default="1h", help="how late a ping may be before alerting (1h)")
+    add.add_argument("--max-runtime", dest="max_runtime", help="alert when a run takes longer")
+    add.add_argument("--min-runtime", dest="min_runtime", help="alert when a run is this fast")
+    add.add_argument("--tags", help="space-separated tags")
+    add.add_argument("--org", help="organisation slug (default: the first organisation)")
+    add.add_argument("--json", action="store_true", help="print the monitor as one JSON object")
+    add.set_defaults(handler=cmd_monitors_add)
+
+    lst = msub.add_parser("list", help="list monitors with their status")
+    add_common(lst)
+    lst.add_argument("--org", help="only this organisation's monitors")
+    lst.add_argument("--json", action="store_true", help="print a JSON array")
+    lst.set_defaults(handler=cmd_monitors_list)
+
+    get = msub.add_parser("get", help="show one monitor")
+    add_common(get)
+    get.add_argument("uuid", help="the monitor's uuid")
+    get.add_argument("--json", action="store_true", help="print one JSON object")
+    get.set_defaults(handler=cmd_monitors_get)
+
+    inc = sub.add_parser("incidents", help="list incidents (local data folder)")
+    isub = inc.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ilist = isub.add_parser("list", help="recent incidents, newest first")
+    add_common(ilist)
+    ilist.add_argument("--org", help="only this organisation's incidents")
+    ilist.add_argument("--limit", type=int, default=100, help="how many (default 100)")
+    ilist.add_argument("--json", action="store_true", help="print a JSON array")
+    ilist.set_defaults(handler=cmd_incidents_list)
+
+    org = sub.add_parser("orgs", help="list organisations and their ping keys")
+    osub = org.add_subparsers(dest="action", metavar="ACTION", required=True)
+    olist = osub.add_parser("list", help="organisations with slug and ping key")
+    add_common(olist)
+    olist.add_argument("--json", action="store_true", help="print a JSON array")
+    olist.set_defaults(handler=cmd_orgs_list)

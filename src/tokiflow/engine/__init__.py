@@ -1,0 +1,1 @@
+"""The domain, free of HTTP: schedules, monitor states, runs, incidents, the scheduler."""

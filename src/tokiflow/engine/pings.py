@@ -1,0 +1,195 @@
+"""Ping ingress for the engine: one `PingEvent` from any front door becomes a stored ping, a run
+change and a state change, all inside one writer transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass
+
+from tokiflow.engine import monitors as monitor_defs
+from tokiflow.engine import states
+from tokiflow.engine.scheduler import Scheduler
+from tokiflow.engine.schedules import format_duration
+from tokiflow.storage import monitors as store
+from tokiflow.storage import orgs, pings, runs
+from tokiflow.storage.database import Database
+from tokiflow.storage.monitors import Monitor
+from tokiflow.storage.pings import Ping
+
+KINDS = ("start", "success", "fail", "log")
+PRUNE_EVERY = 100
+
+
+@dataclass(frozen=True)
+class PingEvent:
+    """A ping as every front door hands it to the engine."""
+
+    kind: str
+    received_at: dt.datetime
+    uuid: str | None = None
+    ping_key: str | None = None
+    slug: str | None = None
+    create: bool = False
+    exit_status: int | None = None
+    rid: str | None = None
+    method: str = "GET"
+    scheme: str = "http"
+    remote_addr: str = ""
+    user_agent: str = ""
+    body: bytes = b""
+    body_size: int = 0
+    protocol: str = "hc"
+
+
+@dataclass(frozen=True)
+class PingOutcome:
+    """How the ping was taken: found / created / not found / ambiguous, and what it changed."""
+
+    result: str  # "ok", "created", "not_found", "ambiguous"
+    monitor: Monitor | None = None
+    kind: str | None = None
+    transition: states.Transition | None = None
+
+
+def _find(conn: sqlite3.Connection, ev: PingEvent) -> tuple[str, Monitor | None]:
+    if ev.uuid is not None:
+        m = store.by_uuid(conn, ev.uuid)
+        return ("ok", m) if m else ("not_found", None)
+    org = orgs.by_ping_key(conn, ev.ping_key or "")
+    if org is None or ev.slug is None:
+        return "not_found", None
+    found = store.by_slug(conn, org.id, ev.slug)
+    if len(found) > 1:
+        return "ambiguous", None
+    if found:
+        return "ok", found[0]
+    if not ev.create:
+        return "not_found", None
+    created = monitor_defs.insert_monitor(
+        conn, monitor_defs.auto_created(org.id, ev.slug), ev.received_at
+    )
+    return "created", created
+
+
+def record_ping(
+    conn: sqlite3.Connection,
+    ev: PingEvent,
+    *,
+    started_at: dt.datetime,
+    pings_kept: int,
+) -> PingOutcome:
+    """Store a ping and apply it to its monitor; runs in the writer."""
+    result, m = _find(conn, ev)
+    if m is None:
+        return PingOutcome(result)
+    now = ev.received_at
+    kind = ev.kind
+    if m.methods == "post" and ev.method != "POST":
+        kind = "ignored"
+    elif m.status == "paused" and m.manual_resume:
+        kind = "ignored"
+    n = m.n_pings + 1
+    duration: float | None = None
+    transition: states.Transition | None = None
+    fields: dict[str, object] = {"n_pings": n}
+    run = None
+    if kind == "start":
+        runs.start(conn, m.id, ev.rid, now, n)
+        fields.update(
+            last_start_at=now,
+            open_runs=m.open_runs + 1,
+            running_since=m.running_since or now,
+        )
+    elif kind in ("success", "fail"):
+        run = runs.find_open(conn, m.id, ev.rid, now - states.RUN_PAIRING_WINDOW)
+        if run is not None and run.started_at is not None:
+            duration = max((now - run.started_at).total_seconds(), 0.0)
+    pings.insert(
+        conn,
+        Ping(m.id, n, now, kind, ev.exit_status, ev.rid, ev.method, ev.scheme, ev.remote_addr,
+             ev.user_agent, ev.protocol, ev.body or None, ev.body_size, duration),
+    )  # fmt: skip
+    if kind in ("success", "fail"):
+        transition = _finish(conn, m, kind, ev, run, duration, n, fields, started_at)
+    if transition is None:
+        m = states.set_state(conn, m, now, started_at, fields, "")
+    else:
+        m = transition.monitor
+    if n % PRUNE_EVERY == 0 and n > pings_kept:
+        pings.prune(conn, m.id, n, pings_kept)
+    return PingOutcome(result, m, kind, transition)
+
+
+def _finish(
+    conn: sqlite3.Connection,
+    m: Monitor,
+    kind: str,
+    ev: PingEvent,
+    run: runs.Run | None,
+    duration: float | None,
+    n: int,
+    fields: dict[str, object],
+    started_at: dt.datetime,
+) -> states.Transition:
+    now = ev.received_at
+    failed = kind == "fail"
+    reason = _fail_reason(ev)
+    if not failed and m.min_runtime is not None and duration is not None:
+        if duration < m.min_runtime:
+            failed = True
+            reason = (
+                f"finished too fast: took {format_duration(round(duration, 2))} "
+                f"(min runtime {format_duration(m.min_runtime)})"
+            )
+    if run is not None:
+        runs.finish(
+            conn, run.id, status="fail" if failed else "success", at=now, duration=duration,
+            exit_status=ev.exit_status, ping_n=n, reason=reason if failed else "",
+        )  # fmt: skip
+        fields["open_runs"] = max(m.open_runs - 1, 0)
+        fields["running_since"] = runs.oldest_open_start(conn, m.id)
+    fields.update(last_ping_at=now, due_at=states.due_after(m, now))
+    if duration is not None:
+        fields["last_duration"] = duration
+    if not failed:
+        fields.update(status="up", last_success_at=now, consecutive_failures=0)
+        states.resolve_on_recovery(conn, m, now)
+        new = states.set_state(conn, m, now, started_at, fields, "success ping")
+        return states.Transition(m.status, new.status, new)
+    failures = m.consecutive_failures + 1
+    fields["consecutive_failures"] = failures
+    if failures <= m.failure_tolerance:
+        # Tolerated: the job did run, so it is not late; the status stays as it was.
+        if m.status in ("new", "paused", "late"):
+            fields["status"] = "up"
+        tolerated = f"{reason} ({failures} of {m.failure_tolerance} tolerated failures)"
+        new = states.set_state(conn, m, now, started_at, fields, tolerated)
+        return states.Transition(m.status, new.status, new)
+    fields["status"] = "down"
+    if m.failure_tolerance:
+        reason = f"{reason} ({failures} failures in a row)"
+    incident = states.open_incident(conn, m, "FAIL", reason, now, run.id if run else None)
+    new = states.set_state(conn, m, now, started_at, fields, reason)
+    return states.Transition(m.status, new.status, new, incident, "FAIL" if incident else None)
+
+
+def _fail_reason(ev: PingEvent) -> str:
+    if ev.exit_status:
+        return f"the job failed with exit status {ev.exit_status}"
+    return "the job reported failure"
+
+
+async def ingest(
+    db: Database, scheduler: Scheduler, ev: PingEvent, *, pings_kept: int
+) -> PingOutcome:
+    """Record a ping durably; returns once it is committed, with the scheduler updated."""
+
+    def after(outcome: PingOutcome) -> None:
+        if outcome.monitor is not None:
+            scheduler.set_deadline(outcome.monitor.id, outcome.monitor.next_check_at)
+
+    return await db.write(
+        lambda conn: record_ping(conn, ev, started_at=scheduler.started_at, pings_kept=pings_kept),
+        after_commit=after,
+    )

@@ -1,0 +1,1 @@
+"""SQLite storage: connections, migrations, the group-commit writer and queries per area."""

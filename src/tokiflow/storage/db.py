@@ -1,0 +1,61 @@
+"""Opening the data folder and SQLite connections with the pragmas every connection needs."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StorageError(RuntimeError):
+    """The data folder or database cannot be used; str() is one line a user can act on."""
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data folder (0700) and its `outputs/` folder, and check that we can write there."""
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (data_dir / "outputs").mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create data folder {data_dir}: {exc.strerror}") from None
+    if not data_dir.is_dir():
+        raise StorageError(f"data folder {data_dir} is not a folder")
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise StorageError(f"data folder {data_dir} is not writable by this user")
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection in autocommit mode with foreign keys on and a busy timeout."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"database {path} is not a usable SQLite file: {exc}") from None
+    return conn
+
+
+def enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL; done once, outside any transaction."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StorageError(f"database could not switch to WAL mode (got {mode})")
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not a SQLite database, with a one-line reason."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        row = conn.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"database {path} is not a usable SQLite file: {exc}") from None
+    if row is None or row[0] != "ok":
+        raise StorageError(f"database {path} is damaged: {row[0] if row else 'no answer'}")

@@ -1,0 +1,245 @@
+"""Forward-only schema migrations (sqlite-utils `Migrations`), applied at start-up after a backup copy.
+
+Never edit a migration that has shipped: add the next `m000N_...` function instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from tokiflow.storage.db import StorageError, check_integrity, connect, enable_wal
+
+log = logging.getLogger(__name__)
+
+MIGRATION_SET = "tokiflow"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+def _run(db: sqlite_utils.Database, script: str) -> None:
+    """Run DDL statement by statement: `executescript` would commit and break the migration's
+    transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations()
+def m0001_initial(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE orgs (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            ping_key TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE monitors (
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            slug TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '',
+            schedule_kind TEXT NOT NULL CHECK (schedule_kind IN ('period', 'cron')),
+            period INTEGER,
+            cron TEXT,
+            tz TEXT NOT NULL DEFAULT 'UTC',
+            grace INTEGER NOT NULL,
+            max_runtime INTEGER,
+            min_runtime INTEGER,
+            methods TEXT NOT NULL DEFAULT 'any' CHECK (methods IN ('any', 'post')),
+            manual_resume INTEGER NOT NULL DEFAULT 0,
+            failure_tolerance INTEGER NOT NULL DEFAULT 0,
+            late_incidents INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'new'
+                CHECK (status IN ('new', 'up', 'late', 'down', 'paused')),
+            last_ping_at TEXT,
+            last_success_at TEXT,
+            last_start_at TEXT,
+            last_duration REAL,
+            running_since TEXT,
+            due_at TEXT,
+            next_check_at TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            n_pings INTEGER NOT NULL DEFAULT 0,
+            open_runs INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX monitors_org_slug ON monitors(org_id, slug);
+        CREATE TABLE pings (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            exit_status INTEGER,
+            rid TEXT,
+            method TEXT NOT NULL DEFAULT '',
+            scheme TEXT NOT NULL DEFAULT '',
+            remote_addr TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT '',
+            protocol TEXT NOT NULL DEFAULT 'hc',
+            body BLOB,
+            body_size INTEGER NOT NULL DEFAULT 0,
+            duration REAL,
+            PRIMARY KEY (monitor_id, n)
+        ) WITHOUT ROWID;
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            rid TEXT,
+            status TEXT NOT NULL CHECK (status IN ('running', 'success', 'fail', 'timeout')),
+            started_at TEXT,
+            finished_at TEXT,
+            duration REAL,
+            exit_status INTEGER,
+            start_ping INTEGER,
+            end_ping INTEGER,
+            reason TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX runs_monitor ON runs(monitor_id, id);
+        CREATE INDEX runs_open ON runs(monitor_id, rid) WHERE status = 'running';
+        CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('FAIL', 'MISSED', 'LATE', 'TIMEOUT', 'ANOMALY', 'OUTPUT')),
+            state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+            reason TEXT NOT NULL,
+            opened_at TEXT NOT NULL,
+            acknowledged_at TEXT,
+            resolved_at TEXT,
+            resolved_by TEXT,
+            run_id INTEGER
+        );
+        CREATE INDEX incidents_monitor ON incidents(monitor_id, state);
+        CREATE INDEX incidents_org ON incidents(org_id, state, opened_at);
+        CREATE TABLE flips (
+            id INTEGER PRIMARY KEY,
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            old_status TEXT NOT NULL,
+            new_status TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX flips_monitor ON flips(monitor_id, id);
+        CREATE TABLE server_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    )
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Which migrations a database has, and which the code would still apply."""
+
+    applied: list[str]
+    pending: list[str]
+    unknown: list[str]
+
+
+def known_names(mset: Migrations = migrations) -> list[str]:
+    return [m.name for m in mset._migrations]  # noqa: SLF001 - the set keeps its order here
+
+
+def _applied_names(conn: sqlite3.Connection) -> list[str]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        (Migrations.migrations_table,),
+    ).fetchone()
+    if not exists:
+        return []
+    rows = conn.execute(
+        f"SELECT name FROM {Migrations.migrations_table} WHERE migration_set = ? ORDER BY id",
+        (MIGRATION_SET,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def status(path: Path, mset: Migrations = migrations) -> MigrationStatus:
+    """Read-only: what is applied, what is pending, and what this code does not know."""
+    if not path.exists():
+        return MigrationStatus([], known_names(mset), [])
+    conn = connect(path, readonly=True)
+    try:
+        check_integrity(conn, path)
+        applied = _applied_names(conn)
+    finally:
+        conn.close()
+    known = known_names(mset)
+    return MigrationStatus(
+        applied=applied,
+        pending=[n for n in known if n not in applied],
+        unknown=[n for n in applied if n not in known],
+    )
+
+
+def _backup(path: Path, names: list[str]) -> Path:
+    """A consistent copy of the file before it is changed (SQLite's online backup)."""
+    target = path.with_name(f"{path.name}.before-{names[0]}.bak")
+    src = connect(path, readonly=True)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    return target
+
+
+def migrate(path: Path, mset: Migrations = migrations) -> list[str]:
+    """Bring the database at `path` up to date; returns the names applied (empty if none).
+
+    A database written by a newer version (it has migrations this code does not know) is refused
+    and left untouched. An existing file is copied aside before anything is applied.
+    """
+    current = status(path, mset)
+    if current.unknown:
+        raise StorageError(
+            f"database {path} was written by a newer version of Tokiflow "
+            f"(unknown migrations: {', '.join(current.unknown)}); upgrade Tokiflow or restore a backup"
+        )
+    conn = connect(path)
+    try:
+        enable_wal(conn)
+        if not current.pending:
+            return []
+        if current.applied:
+            copy = _backup(path, current.pending)
+            log.info("backed up database to %s before migrating", copy)
+        db = sqlite_utils.Database(conn)
+        mset.apply(db)
+        done = [n for n in _applied_names(conn) if n in current.pending]
+    finally:
+        conn.close()
+    for name in done:
+        log.info("applied migration %s", name)
+    return done
+
+
+def schema_sql(path: Path) -> str:
+    """The schema of a database as sorted SQL text, for comparing with tests/schema.sql."""
+    conn = connect(path, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY type DESC, name"
+        ).fetchall()
+    finally:
+        conn.close()
+    return "".join(r[0].strip() + ";\n" for r in rows)

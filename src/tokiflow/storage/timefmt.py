@@ -1,0 +1,23 @@
+"""The one text format for timestamps in the database: fixed-width ISO 8601 in UTC."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def to_db(when: dt.datetime) -> str:
+    """An aware datetime as sortable UTC text, e.g. 2026-01-15T12:00:00.000000Z."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetimes are not stored")
+    return when.astimezone(dt.UTC).strftime(_FORMAT)
+
+
+def from_db(text: str) -> dt.datetime:
+    """The aware UTC datetime of a stored timestamp."""
+    return dt.datetime.strptime(text, _FORMAT).replace(tzinfo=dt.UTC)
+
+
+def opt_from_db(text: str | None) -> dt.datetime | None:
+    return None if text is None else from_db(text)

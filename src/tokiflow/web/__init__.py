@@ -1,0 +1,1 @@
+"""HTTP: ping front doors, the API, pages and the system endpoints."""

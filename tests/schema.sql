@@ -1,0 +1,111 @@
+CREATE TABLE "_sqlite_migrations" (
+   "id" INTEGER PRIMARY KEY,
+   "migration_set" TEXT,
+   "name" TEXT,
+   "applied_at" TEXT
+);
+CREATE TABLE flips (
+            id INTEGER PRIMARY KEY,
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            old_status TEXT NOT NULL,
+            new_status TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('FAIL', 'MISSED', 'LATE', 'TIMEOUT', 'ANOMALY', 'OUTPUT')),
+            state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+            reason TEXT NOT NULL,
+            opened_at TEXT NOT NULL,
+            acknowledged_at TEXT,
+            resolved_at TEXT,
+            resolved_by TEXT,
+            run_id INTEGER
+        );
+CREATE TABLE monitors (
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            slug TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '',
+            schedule_kind TEXT NOT NULL CHECK (schedule_kind IN ('period', 'cron')),
+            period INTEGER,
+            cron TEXT,
+            tz TEXT NOT NULL DEFAULT 'UTC',
+            grace INTEGER NOT NULL,
+            max_runtime INTEGER,
+            min_runtime INTEGER,
+            methods TEXT NOT NULL DEFAULT 'any' CHECK (methods IN ('any', 'post')),
+            manual_resume INTEGER NOT NULL DEFAULT 0,
+            failure_tolerance INTEGER NOT NULL DEFAULT 0,
+            late_incidents INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'new'
+                CHECK (status IN ('new', 'up', 'late', 'down', 'paused')),
+            last_ping_at TEXT,
+            last_success_at TEXT,
+            last_start_at TEXT,
+            last_duration REAL,
+            running_since TEXT,
+            due_at TEXT,
+            next_check_at TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            n_pings INTEGER NOT NULL DEFAULT 0,
+            open_runs INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+CREATE TABLE orgs (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            ping_key TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+CREATE TABLE pings (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            exit_status INTEGER,
+            rid TEXT,
+            method TEXT NOT NULL DEFAULT '',
+            scheme TEXT NOT NULL DEFAULT '',
+            remote_addr TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT '',
+            protocol TEXT NOT NULL DEFAULT 'hc',
+            body BLOB,
+            body_size INTEGER NOT NULL DEFAULT 0,
+            duration REAL,
+            PRIMARY KEY (monitor_id, n)
+        ) WITHOUT ROWID;
+CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            rid TEXT,
+            status TEXT NOT NULL CHECK (status IN ('running', 'success', 'fail', 'timeout')),
+            started_at TEXT,
+            finished_at TEXT,
+            duration REAL,
+            exit_status INTEGER,
+            start_ping INTEGER,
+            end_ping INTEGER,
+            reason TEXT NOT NULL DEFAULT ''
+        );
+CREATE TABLE server_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+CREATE INDEX flips_monitor ON flips(monitor_id, id);
+CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
+    ON "_sqlite_migrations" ("migration_set", "name");
+CREATE INDEX incidents_monitor ON incidents(monitor_id, state);
+CREATE INDEX incidents_org ON incidents(org_id, state, opened_at);
+CREATE INDEX monitors_org_slug ON monitors(org_id, slug);
+CREATE INDEX runs_monitor ON runs(monitor_id, id);
+CREATE INDEX runs_open ON runs(monitor_id, rid) WHERE status = 'running';

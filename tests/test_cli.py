@@ -1,0 +1,222 @@
+"""The command line as a user runs it: real subprocesses on a temporary data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(
+    *args: str, data_dir: Path | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKIFLOW_")}
+    cmd = [sys.executable, "-m", "tokiflow", *args]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, input=input, timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOKIFLOW_")}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tokiflow",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"server exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("server did not become ready")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[type[Server]]:
+    started: list[Server] = []
+
+    class Tracked(Server):
+        def __init__(self, data_dir: Path, *extra: str) -> None:
+            super().__init__(data_dir, *extra)
+            started.append(self)
+
+    yield Tracked
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and " INFO " not in ln]
+    assert len(lines) == 1, result.stderr
+    assert text in lines[0]
+
+
+def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, server_factory: type[Server]
+) -> None:
+    data = tmp_path / "data"
+    server = server_factory(data)
+    server.wait_ready()
+    with urllib.request.urlopen(server.url + "/healthz") as resp:
+        assert json.load(resp)["status"] == "ok"
+    started = time.monotonic()
+    code, out, err = server.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert time.monotonic() - started < 10
+    assert f"listening on http://127.0.0.1:{server.port}" in out
+    assert (data / "tokiflow.db").exists() and (data / "outputs").is_dir()
+    assert oct((data).stat().st_mode & 0o777) == "0o700"
+    assert "applied migration m0001_initial" in err
+
+
+def test_a_second_start_reuses_the_database_and_applies_nothing(
+    tmp_path: Path, server_factory: type[Server]
+) -> None:
+    data = tmp_path / "data"
+    first = server_factory(data)
+    first.wait_ready()
+    first.stop(signal.SIGINT)
+    second = server_factory(data)
+    second.wait_ready()
+    code, _, err = second.stop()
+    assert code == 0
+    assert "applied migration" not in err
+    conn = sqlite3.connect(data / "tokiflow.db")
+    assert conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 1
+
+
+def test_an_unknown_flag_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = run("serve", "--frobnicate")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "tokiflow: error: unrecognized arguments: --frobnicate (see 'tokiflow --help')"
+    ]
+
+
+def test_a_port_in_use_is_one_line_and_leaves_no_data(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--port", str(port), data_dir=tmp_path / "data")
+    assert_one_clear_line(result, f"port {port} on 127.0.0.1 is already in use")
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_unwritable_data_dir_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("serve", "--port", str(free_port()), data_dir=blocker / "data")
+    assert_one_clear_line(result, "cannot create data folder")
+
+
+def test_a_corrupt_database_is_refused_and_left_unchanged(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "tokiflow.db").write_bytes(b"garbage" * 1000)
+    result = run("serve", "--port", str(free_port()), data_dir=data)
+    assert_one_clear_line(result, "is not a usable SQLite file")
+    assert (data / "tokiflow.db").read_bytes() == b"garbage" * 1000
+
+
+def test_a_database_from_a_newer_version_is_refused_and_left_unchanged(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("migrate", data_dir=data).returncode == 0
+    conn = sqlite3.connect(data / "tokiflow.db")
+    conn.execute(
+        "INSERT INTO _sqlite_migrations(migration_set, name, applied_at) "
+        "VALUES ('tokiflow', 'm9999_future', 'x')"
+    )
+    conn.commit()
+    conn.close()
+    before = (data / "tokiflow.db").read_bytes()
+    result = run("serve", "--port", str(free_port()), data_dir=data)
+    assert_one_clear_line(result, "written by a newer version of Tokiflow")
+    assert (data / "tokiflow.db").read_bytes() == before
+
+
+def test_migrate_lists_applied_and_pending_migrations(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("migrate", "--list", data_dir=data).stdout == "pending  m0001_initial\n"
+    assert run("migrate", data_dir=data).stdout == "applied m0001_initial\n"
+    assert run("migrate", "--list", data_dir=data).stdout == "applied  m0001_initial\n"
+    assert run("migrate", data_dir=data).stdout == "database is up to date\n"
+
+
+def test_config_prints_effective_settings_with_their_source_and_masks_secrets(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "TOKIFLOW_PORT": "9123", "TOKIFLOW_SECRET_KEY": "topsecret"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tokiflow", "config", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "topsecret" not in result.stdout
+    lines = {ln.split()[0]: ln for ln in result.stdout.splitlines()}
+    assert "9123" in lines["port"] and "(env TOKIFLOW_PORT)" in lines["port"]
+    assert "***" in lines["secret_key"]
+    assert "(flag)" in lines["data_dir"]
+
+
+def test_the_launcher_runs_the_package_from_the_repository_root() -> None:
+    result = subprocess.run(
+        [str(ROOT / "tokiflow"), "--version"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("tokiflow ")

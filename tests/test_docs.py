@@ -1,0 +1,47 @@
+"""Every setting, command and HTTP route is documented; these fail when one is added without docs."""
+
+import argparse
+import re
+from pathlib import Path
+
+from tokiflow.app import create_app
+from tokiflow.cli import build_parser
+from tokiflow.config import SETTINGS, load_settings
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_every_setting_is_in_the_configuration_doc() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    missing = [s.name for s in SETTINGS if f"`{s.name}`" not in text or f"`{s.env}`" not in text]
+    assert missing == []
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "tokiflow") -> list[str]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append(f"{prefix} {name}")
+                found.extend(_commands(sub, f"{prefix} {name}"))
+    return found
+
+
+def test_every_command_is_in_the_cli_doc() -> None:
+    text = (DOCS / "cli.md").read_text()
+    headings = re.findall(r"^## `([^`]+)`", text, flags=re.M)
+    documented = {" ".join(h.split()[:3]) for h in headings} | {
+        " ".join(h.split()[:2]) for h in headings
+    }
+    commands = _commands(build_parser())
+    assert len(commands) > 5
+    assert [c for c in commands if c not in documented] == []
+
+
+def test_every_http_route_is_in_the_http_doc(tmp_path: Path) -> None:
+    text = (DOCS / "http.md").read_text()
+    app = create_app(load_settings({"data_dir": str(tmp_path)}, env={}))
+    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    documented = {m.split("{")[0].rstrip("/") or m for m in re.findall(r"`(/[^`<]*)", text)}
+    missing = [p for p in paths if p.split("{")[0].rstrip("/") not in documented]
+    assert missing == []
