@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.cli_helpers import Server
 from tokiflow.app import create_app
 from tokiflow.clock import FakeClock
 from tokiflow.config import Settings, load_settings
@@ -49,3 +50,20 @@ async def client(
     aiohttp_client: Callable[[web.Application], Awaitable[TestClient]], make_app: MakeApp
 ) -> TestClient:
     return await aiohttp_client(make_app())
+
+
+@pytest.fixture
+def server_factory() -> Iterator[type[Server]]:
+    """Start real `tokiflow serve` processes; any still running at the end are killed."""
+    started: list[Server] = []
+
+    class Tracked(Server):
+        def __init__(self, data_dir: Path, *extra: str) -> None:
+            super().__init__(data_dir, *extra)
+            started.append(self)
+
+    yield Tracked
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()

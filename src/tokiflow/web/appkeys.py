@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    pass
+from tokiflow.clock import Clock
+from tokiflow.config import Settings
+from tokiflow.engine.scheduler import Scheduler
+from tokiflow.storage.database import Database
+from tokiflow.web.ratelimit import RateLimiter
 
-SETTINGS = web.AppKey["Settings"]("settings")
-CLOCK = web.AppKey["Clock"]("clock")
-DB = web.AppKey["Database"]("db")
-SCHEDULER = web.AppKey["Scheduler"]("scheduler")
-PING_LIMITER = web.AppKey["RateLimiter"]("ping_limiter")
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+DB = web.AppKey("db", Database)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+PING_LIMITER = web.AppKey("ping_limiter", RateLimiter)
