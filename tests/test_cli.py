@@ -133,3 +133,62 @@ def test_the_launcher_runs_the_package_from_the_repository_root() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("tokiflow ")
+
+
+def test_json_logs_are_one_object_per_line_with_request_latency(
+    tmp_path: Path, server_factory: type[Server]
+) -> None:
+    server = server_factory(tmp_path / "data", "--log-format", "json")
+    server.wait_ready()
+    with urllib.request.urlopen(server.url + "/version?token=secret-value") as resp:
+        assert resp.status == 200
+    code, _, err = server.stop()
+    assert code == 0
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]
+    access = [r for r in records if r["logger"] == "tokiflow.access" and r["path"] == "/version"]
+    assert len(access) == 1
+    assert access[0]["status"] == 200 and access[0]["latency_ms"] >= 0
+    assert "secret-value" not in err
+
+
+def test_sigterm_lets_a_request_in_flight_finish_and_flushes_its_write(
+    tmp_path: Path, server_factory: type[Server]
+) -> None:
+    data = tmp_path / "data"
+    m = json.loads(
+        run("monitors", "add", "--name", "job", "--period", "1h", "--json", data_dir=data).stdout
+    )
+    server = server_factory(data)
+    server.wait_ready()
+    # Hold SQLite's write lock so that the ping's handler waits on the writer: in flight.
+    blocker = sqlite3.connect(data / "tokiflow.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    body = b"x" * 100
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        sock.sendall(
+            f"POST /ping/{m['uuid']} HTTP/1.1\r\nHost: localhost\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        # A later request answered means the server has read the ping and is handling it.
+        with urllib.request.urlopen(server.url + "/version", timeout=5) as resp:
+            assert resp.status == 200
+        server.proc.send_signal(signal.SIGTERM)
+        # The server has taken the signal once it stops accepting new connections.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            except (ConnectionRefusedError, ConnectionResetError):
+                break
+        else:
+            raise AssertionError("the server kept accepting connections after SIGTERM")
+        blocker.execute("COMMIT")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"OK")
+    out, err = server.proc.communicate(timeout=10)
+    assert server.proc.returncode == 0, err
+    stored = sqlite3.connect(data / "tokiflow.db").execute("SELECT body FROM pings").fetchall()
+    assert stored == [(body,)]

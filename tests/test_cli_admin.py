@@ -101,3 +101,28 @@ def test_admin_commands_write_to_the_same_database_file(tmp_path: Path) -> None:
     run("monitors", "add", "--name", "a", "--period", "1h", data_dir=data)
     names = sqlite3.connect(data / "tokiflow.db").execute("SELECT name FROM monitors").fetchall()
     assert names == [("a",)]
+
+
+def test_incidents_can_be_acknowledged_then_resolved_once(
+    tmp_path: Path, server_factory: type[Server]
+) -> None:
+    import urllib.request
+
+    data = tmp_path / "data"
+    m = json.loads(run("monitors", "add", "--name", "job", "--period", "1h", "--json",
+                       data_dir=data).stdout)  # fmt: skip
+    server = server_factory(data)
+    server.wait_ready()
+    urllib.request.urlopen(f"{server.url}/ping/{m['uuid']}/fail").read()
+    [inc] = json.loads(run("incidents", "list", "--json", data_dir=data).stdout)
+    ack = run("incidents", "ack", str(inc["id"]), data_dir=data)
+    assert ack.stdout == f"incident #{inc['id']} is now acknowledged\n"
+    assert_one_clear_line(run("incidents", "ack", str(inc["id"]), data_dir=data), "not open")
+    done = run("incidents", "resolve", str(inc["id"]), data_dir=data)
+    assert done.stdout == f"incident #{inc['id']} is now resolved\n"
+    again = run("incidents", "resolve", str(inc["id"]), data_dir=data)
+    assert_one_clear_line(again, "already resolved")
+    assert_one_clear_line(run("incidents", "ack", "999", data_dir=data), "no incident #999")
+    [after] = json.loads(run("incidents", "list", "--json", data_dir=data).stdout)
+    assert after["state"] == "resolved" and after["acknowledged_at"] is not None
+    assert server.stop()[0] == 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from tokiflow.clock import SystemClock
 from tokiflow.config import Settings
+from tokiflow.engine import incidents as incident_actions
 from tokiflow.engine.monitors import MonitorError, build_spec, create_monitor
 from tokiflow.engine.states import schedule_words
 from tokiflow.storage import incidents, monitors, orgs
@@ -195,6 +196,20 @@ def cmd_incidents_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incidents_act(settings: Settings, args: argparse.Namespace) -> int:
+    now = SystemClock().now()
+    with _transaction(settings) as conn:
+        try:
+            if args.action == "ack":
+                inc = incident_actions.acknowledge(conn, args.id, now)
+            else:
+                inc = incident_actions.resolve(conn, args.id, now, "cli")
+        except incident_actions.IncidentError as exc:
+            raise AdminError(str(exc)) from None
+    print(f"incident #{inc.id} is now {inc.state}")
+    return 0
+
+
 def cmd_orgs_list(settings: Settings, args: argparse.Namespace) -> int:
     with _transaction(settings) as conn:
         orgs.ensure_default(conn, SystemClock().now())
@@ -245,7 +260,9 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     get.add_argument("--json", action="store_true", help="print one JSON object")
     get.set_defaults(handler=cmd_monitors_get)
 
-    inc = sub.add_parser("incidents", help="list incidents (local data folder)")
+    inc = sub.add_parser(
+        "incidents", help="list, acknowledge, resolve incidents (local data folder)"
+    )
     isub = inc.add_subparsers(dest="action", metavar="ACTION", required=True)
     ilist = isub.add_parser("list", help="recent incidents, newest first")
     add_common(ilist)
@@ -253,6 +270,15 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     ilist.add_argument("--limit", type=int, default=100, help="how many (default 100)")
     ilist.add_argument("--json", action="store_true", help="print a JSON array")
     ilist.set_defaults(handler=cmd_incidents_list)
+
+    for action, words in (
+        ("ack", "acknowledge an open incident"),
+        ("resolve", "resolve an incident"),
+    ):
+        act = isub.add_parser(action, help=words)
+        add_common(act)
+        act.add_argument("id", type=int, help="the incident number (see 'incidents list')")
+        act.set_defaults(handler=cmd_incidents_act)
 
     org = sub.add_parser("orgs", help="list organisations and their ping keys")
     osub = org.add_subparsers(dest="action", metavar="ACTION", required=True)

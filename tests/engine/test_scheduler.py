@@ -270,3 +270,48 @@ async def test_the_real_loop_wakes_up_for_a_deadline_and_for_a_ping(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def _bare_scheduler(tmp_path: Path, clock: FakeClock) -> Scheduler:
+    # The heap half of the scheduler needs no open database.
+    return Scheduler(Database(tmp_path / "unused.db"), clock, started_at=clock.now())
+
+
+def test_moving_deadlines_later_keeps_about_one_heap_entry_per_monitor(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    s = _bare_scheduler(tmp_path, clock)
+    t0 = clock.now()
+    for i in range(100):
+        s.set_deadline(i, t0 + dt.timedelta(minutes=i + 1))
+    for step in range(2, 50):  # every monitor pinged again and again: deadlines move later
+        for i in range(100):
+            s.set_deadline(i, t0 + dt.timedelta(minutes=i + step))
+    assert len(s._heap) == 100
+    assert s.next_deadline() == t0 + dt.timedelta(minutes=49)
+    assert s.pop_due(t0 + dt.timedelta(minutes=50)) == [0, 1]
+    assert len(s) == 98
+
+
+@pytest.mark.parametrize(
+    ("moves", "expected_order"),
+    [
+        ([(1, 10), (2, 20), (3, 30)], [1, 2, 3]),
+        ([(1, 10), (2, 20), (1, 30)], [2, 1]),  # 1 moved later
+        ([(1, 30), (2, 20), (1, 10)], [1, 2]),  # 1 moved earlier
+        ([(1, 10), (2, 20), (1, None)], [2]),  # 1 removed
+        ([(1, 10), (1, None), (1, 25), (2, 20)], [2, 1]),  # removed, then back
+    ],
+)
+def test_due_monitors_come_out_in_deadline_order_whatever_the_moves(
+    tmp_path: Path, clock: FakeClock, moves: list[tuple[int, int | None]], expected_order: list[int]
+) -> None:
+    s = _bare_scheduler(tmp_path, clock)
+    t0 = clock.now()
+    for monitor_id, minutes in moves:
+        s.set_deadline(monitor_id, None if minutes is None else t0 + dt.timedelta(minutes=minutes))
+    order = []
+    for minute in range(0, 40):
+        order.extend(s.pop_due(t0 + dt.timedelta(minutes=minute)))
+    assert order == expected_order
+    assert s.next_deadline() is None and len(s) == 0

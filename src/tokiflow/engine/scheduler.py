@@ -63,22 +63,25 @@ class Scheduler:
             heapq.heapify(self._heap)
 
     def set_deadline(self, monitor_id: int, when: dt.datetime | None) -> None:
-        """Record a monitor's next check (None: nothing to watch); wakes the loop if sooner."""
+        """Record a monitor's next check (None: nothing to watch); wakes the loop if sooner.
+
+        A deadline that moves later (what nearly every ping does) pushes nothing: the earlier
+        heap entry stays and is re-queued at the new time when it comes up. So the heap holds
+        about one entry per monitor and never needs a rebuild on the ping path.
+        """
         wake = False
         with self._lock:
             if when is None:
                 self._due.pop(monitor_id, None)
                 return
             ts = _ts(when)
-            if self._due.get(monitor_id) == ts:
+            old = self._due.get(monitor_id)
+            if old == ts:
                 return
             self._due[monitor_id] = ts
-            heapq.heappush(self._heap, (ts, monitor_id))
-            if len(self._heap) > 2 * len(self._due) + 1024:
-                # Stale entries pile up when pings move deadlines later: rebuild from the truth.
-                self._heap = [(t, i) for i, t in self._due.items()]
-                heapq.heapify(self._heap)
-            wake = ts < self._sleeping_until
+            if old is None or ts < old:
+                heapq.heappush(self._heap, (ts, monitor_id))
+                wake = ts < self._sleeping_until
         if wake and self._loop is not None and self._wake is not None:
             try:
                 self._loop.call_soon_threadsafe(self._wake.set)
@@ -89,26 +92,35 @@ class Scheduler:
         ts = self._due.get(monitor_id)
         return None if ts is None else _dt(ts)
 
+    def _settle_top(self) -> float | None:
+        """Bring the heap's top in line with `_due` and return its time (lock held)."""
+        heap = self._heap
+        while heap:
+            ts, monitor_id = heap[0]
+            current = self._due.get(monitor_id)
+            if current == ts:
+                return ts
+            if current is not None and current > ts:
+                heapq.heapreplace(heap, (current, monitor_id))  # moved later: re-queue
+            else:
+                heapq.heappop(heap)  # removed, or superseded by an earlier entry
+        return None
+
     def next_deadline(self) -> dt.datetime | None:
-        """The earliest deadline, dropping stale heap entries on the way."""
+        """The earliest deadline."""
         with self._lock:
-            while self._heap:
-                ts, monitor_id = self._heap[0]
-                if self._due.get(monitor_id) == ts:
-                    return _dt(ts)
-                heapq.heappop(self._heap)
-            return None
+            ts = self._settle_top()
+        return None if ts is None else _dt(ts)
 
     def pop_due(self, now: dt.datetime) -> list[int]:
         """Take every monitor whose deadline is at or before `now`."""
         limit = _ts(now)
         taken: list[int] = []
         with self._lock:
-            while self._heap and self._heap[0][0] <= limit:
-                ts, monitor_id = heapq.heappop(self._heap)
-                if self._due.get(monitor_id) == ts:
-                    del self._due[monitor_id]
-                    taken.append(monitor_id)
+            while (ts := self._settle_top()) is not None and ts <= limit:
+                _, monitor_id = heapq.heappop(self._heap)
+                del self._due[monitor_id]
+                taken.append(monitor_id)
         return taken
 
     # -- work ---------------------------------------------------------------------------------

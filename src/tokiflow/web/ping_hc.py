@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sqlite3
 import uuid as uuidlib
 
 from aiohttp import web
@@ -150,7 +151,7 @@ async def ping(request: web.Request) -> web.Response:
         outcome = await ingest(
             app[appkeys.DB], app[appkeys.SCHEDULER], ev, pings_kept=settings.pings_kept
         )
-    except (WriteFailed, WriterClosed) as exc:
+    except (WriteFailed, WriterClosed, sqlite3.Error) as exc:
         log.error("ping not stored: %s", exc)
         resp = reply(request, 503, "storage unavailable, try again")
         resp.headers["Retry-After"] = "5"
