@@ -57,9 +57,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     db = Database(app[appkeys.SETTINGS].db_path)
     await db.open()
     app[appkeys.DB] = db
+    checkpoints = asyncio.create_task(db.run_checkpoints(app[appkeys.CLOCK]), name="checkpoints")
     try:
         yield
     finally:
+        checkpoints.cancel()
+        try:
+            await checkpoints
+        except asyncio.CancelledError:
+            pass
         await db.close()
         log.info("database closed")
 

@@ -315,3 +315,15 @@ def test_due_monitors_come_out_in_deadline_order_whatever_the_moves(
         order.extend(s.pop_due(t0 + dt.timedelta(minutes=minute)))
     assert order == expected_order
     assert s.next_deadline() is None and len(s) == 0
+
+
+async def test_runs_too_old_to_pair_are_closed_when_a_new_run_starts(engine: Engine) -> None:
+    m = await engine.monitor(period="1d", grace="1h")
+    await engine.ping(m, "start")
+    await engine.clock.advance(73 * H)
+    await engine.ping(m, "start")
+    got = await engine.get(m)
+    assert (got.open_runs, got.running_since) == (1, engine.clock.now())
+    old, new = sorted(await engine.db.read(lambda c: runs.recent(c, m.id)), key=lambda r: r.id)
+    assert old.status == "timeout" and "72 hours" in old.reason
+    assert new.status == "running"

@@ -91,3 +91,17 @@ async def test_close_commits_what_was_queued_and_then_refuses_work(db_path: Path
     assert sqlite3.connect(db_path).execute("SELECT count(*) FROM t").fetchone()[0] == 50
     with pytest.raises(WriterClosed):
         await writer.run(lambda c: None)
+
+
+async def test_a_checkpoint_copies_the_wal_into_the_database_file(tmp_path: Path) -> None:
+    from tokiflow.storage.database import Database
+
+    db = Database(tmp_path / "d" / "tokiflow.db")
+    await db.open()
+    for i in range(200):
+        await db.write(
+            lambda c, i=i: c.execute("INSERT INTO server_meta VALUES (?, ?)", (f"k{i}", "v"))
+        )
+    wal_pages, copied = db.checkpoint()
+    assert wal_pages > 0 and copied == wal_pages
+    await db.close()

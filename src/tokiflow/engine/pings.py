@@ -95,13 +95,15 @@ def record_ping(
     fields: dict[str, object] = {"n_pings": n}
     run = None
     if kind == "start":
+        open_count, since = m.open_runs, m.running_since
+        window_start = now - states.RUN_PAIRING_WINDOW
+        if since is not None and since < window_start:
+            # Runs too old to pair with a finish would show the monitor running forever.
+            open_count -= runs.abandon_stale(conn, m.id, window_start, now)
+            since = runs.oldest_open_start(conn, m.id)
         runs.start(conn, m.id, ev.rid, now, n)
-        fields.update(
-            last_start_at=now,
-            open_runs=m.open_runs + 1,
-            running_since=m.running_since or now,
-        )
-    elif kind in ("success", "fail"):
+        fields.update(last_start_at=now, open_runs=open_count + 1, running_since=since or now)
+    elif kind in ("success", "fail") and m.open_runs:
         run = runs.find_open(conn, m.id, ev.rid, now - states.RUN_PAIRING_WINDOW)
         if run is not None and run.started_at is not None:
             duration = max((now - run.started_at).total_seconds(), 0.0)

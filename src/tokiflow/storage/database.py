@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tokiflow.storage.db import prepare_data_dir
+from tokiflow.clock import Clock
+from tokiflow.storage.db import connect, prepare_data_dir
 from tokiflow.storage.migrations import migrate
 from tokiflow.storage.readers import Readers
 from tokiflow.storage.writer import Writer
@@ -17,6 +18,7 @@ from tokiflow.storage.writer import Writer
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+CHECKPOINT_INTERVAL = 1.0
 
 
 class Database:
@@ -47,6 +49,31 @@ class Database:
         """Run `fn` on a read-only connection."""
         return await self.readers.run(fn)
 
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy WAL pages into the database file without blocking the writer (PASSIVE); once
+        a pass has copied everything, the writer's next transaction starts the WAL from the
+        beginning again. Returns (WAL pages, pages copied). Blocking: call it in a thread."""
+        conn = connect(self.path)
+        try:
+            _, wal_pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
+        return wal_pages, copied
+
+    async def run_checkpoints(self, clock: Clock, every: float = CHECKPOINT_INTERVAL) -> None:
+        """Checkpoint the WAL every `every` seconds until cancelled."""
+        while True:
+            await clock.sleep(every)
+            try:
+                await asyncio.to_thread(self.checkpoint)
+            except sqlite3.Error as exc:
+                log.warning("WAL checkpoint failed: %s", exc)
+
     async def close(self) -> None:
         await self.writer.close()
         await self.readers.close()
+        # A last full checkpoint leaves a compact database file behind.
+        try:
+            await asyncio.to_thread(self.checkpoint)
+        except sqlite3.Error as exc:
+            log.warning("final WAL checkpoint failed: %s", exc)

@@ -86,6 +86,18 @@ def finish(
     return cur.rowcount == 1
 
 
+def abandon_stale(
+    conn: sqlite3.Connection, monitor_id: int, before: dt.datetime, at: dt.datetime
+) -> int:
+    """Close open runs that started before `before` and can no longer be paired with a finish."""
+    cur = conn.execute(
+        "UPDATE runs SET status = 'timeout', finished_at = ?, reason = ? "
+        "WHERE monitor_id = ? AND status = 'running' AND started_at < ?",
+        (to_db(at), "no finish within 72 hours of the start", monitor_id, to_db(before)),
+    )
+    return cur.rowcount
+
+
 def open_runs(conn: sqlite3.Connection, monitor_id: int) -> list[Run]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM runs WHERE monitor_id = ? AND status = 'running' ORDER BY id",

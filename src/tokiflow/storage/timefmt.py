@@ -11,7 +11,10 @@ def to_db(when: dt.datetime) -> str:
     """An aware datetime as sortable UTC text, e.g. 2026-01-15T12:00:00.000000Z."""
     if when.tzinfo is None:
         raise ValueError("naive datetimes are not stored")
-    return when.astimezone(dt.UTC).strftime(_FORMAT)
+    if when.tzinfo is not dt.UTC:
+        when = when.astimezone(dt.UTC)
+    # Same text as strftime(_FORMAT), faster (several of these are written per ping).
+    return when.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def from_db(text: str) -> dt.datetime:

@@ -70,6 +70,9 @@ class Writer:
 
     def start(self) -> None:
         conn = connect(self._path)
+        # Checkpoints run on their own connection (Database.checkpoint), off the write path:
+        # an automatic one inside a commit stalls every caller of that batch.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._thread = threading.Thread(
             target=self._loop, args=(conn,), name="tokiflow-writer", daemon=True
         )
@@ -83,6 +86,8 @@ class Writer:
     ) -> T:
         """Run `fn` in the next batch and return its result once that batch is committed.
 
+        `fn` must change nothing but the database through `conn`: if another write of its batch
+        fails, the batch is rolled back and `fn` runs a second time.
         `after_commit(result)` runs on the writer thread right after the commit, in commit order,
         and only if the write committed: the place to update in-memory state that must follow
         the database exactly (the scheduler's deadlines).
@@ -127,30 +132,18 @@ class Writer:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.execute("SAVEPOINT w")
-                try:
-                    result = job.fn(conn)
-                except Exception as exc:  # handed to the caller, not swallowed
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    outcomes.append((False, exc))
-                else:
-                    conn.execute("RELEASE w")
-                    outcomes.append((True, result))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("write batch of %d failed and was rolled back: %s", len(batch), exc)
+            outcomes = self._run_batch(conn, batch, isolated=False)
+        except _JobRaised:
+            # Some job raised: run the batch again with each job in its own savepoint, so that
+            # only the failing ones are undone. Jobs touch nothing but the connection, so a
+            # second run is safe.
             try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            self.stats.failed_batches += 1
-            failure = WriteFailed(f"database write failed: {exc}")
-            outcomes = [(False, failure)] * len(batch)
+                outcomes = self._run_batch(conn, batch, isolated=True)
+            except sqlite3.Error as exc:
+                outcomes = self._failed(conn, batch, exc)
+        except sqlite3.Error as exc:
+            outcomes = self._failed(conn, batch, exc)
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             if ok and job.after_commit is not None:
                 try:
@@ -168,6 +161,48 @@ class Writer:
                 loop.call_soon_threadsafe(_deliver, items)
             except RuntimeError:  # the caller's loop is gone; nobody is waiting
                 pass
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[_Job], *, isolated: bool
+    ) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for job in batch:
+                if not isolated:
+                    try:
+                        outcomes.append((True, job.fn(conn)))
+                    except Exception as exc:
+                        raise _JobRaised from exc
+                    continue
+                conn.execute("SAVEPOINT w")
+                try:
+                    result = job.fn(conn)
+                except Exception as exc:  # handed to the caller, not swallowed
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE w")
+                    outcomes.append((True, result))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _failed(
+        self, conn: sqlite3.Connection, batch: list[_Job], exc: sqlite3.Error
+    ) -> list[tuple[bool, Any]]:
+        log.error("write batch of %d failed and was rolled back: %s", len(batch), exc)
+        self.stats.failed_batches += 1
+        failure = WriteFailed(f"database write failed: {exc}")
+        return [(False, failure)] * len(batch)
+
+
+class _JobRaised(Exception):
+    """A job of an optimistic batch raised; the batch is rolled back and run job by job."""
 
 
 def _deliver(items: list[tuple[_Job, tuple[bool, Any]]]) -> None:
