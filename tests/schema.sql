@@ -4,6 +4,26 @@ CREATE TABLE "_sqlite_migrations" (
    "name" TEXT,
    "applied_at" TEXT
 );
+CREATE TABLE channels (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            config BLOB NOT NULL,
+            is_default INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            last_error TEXT,
+            last_error_at TEXT
+        );
+CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY,
+            notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            latency_ms REAL NOT NULL
+        );
 CREATE TABLE flips (
             id INTEGER PRIMARY KEY,
             monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
@@ -25,7 +45,12 @@ CREATE TABLE incidents (
             resolved_at TEXT,
             resolved_by TEXT,
             run_id INTEGER
-        );
+        , renotify_at TEXT);
+CREATE TABLE monitor_channels (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+            PRIMARY KEY (monitor_id, channel_id)
+        ) WITHOUT ROWID;
 CREATE TABLE monitors (
             id INTEGER PRIMARY KEY,
             uuid TEXT NOT NULL UNIQUE,
@@ -59,6 +84,22 @@ CREATE TABLE monitors (
             open_runs INTEGER NOT NULL DEFAULT 0,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
+        , renotify_every INTEGER, notify_resolve INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+            incident_id INTEGER REFERENCES incidents(id) ON DELETE CASCADE,
+            event TEXT NOT NULL
+                CHECK (event IN ('open', 'acknowledged', 'renotify', 'resolved', 'test')),
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
+            idempotency_key TEXT NOT NULL UNIQUE,
+            message TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            sent_at TEXT,
+            last_error TEXT
         );
 CREATE TABLE orgs (
             id INTEGER PRIMARY KEY,
@@ -101,11 +142,19 @@ CREATE TABLE server_meta (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
+CREATE INDEX channels_org ON channels(org_id);
+CREATE INDEX delivery_attempts_notification ON delivery_attempts(notification_id);
 CREATE INDEX flips_monitor ON flips(monitor_id, id);
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
 CREATE INDEX incidents_monitor ON incidents(monitor_id, state);
 CREATE INDEX incidents_org ON incidents(org_id, state, opened_at);
+CREATE INDEX incidents_renotify ON incidents(renotify_at) WHERE renotify_at IS NOT NULL;
+CREATE INDEX monitor_channels_channel ON monitor_channels(channel_id);
 CREATE INDEX monitors_org_slug ON monitors(org_id, slug);
+CREATE INDEX notifications_channel ON notifications(channel_id, id);
+CREATE INDEX notifications_due ON notifications(next_attempt_at)
+            WHERE state IN ('pending', 'sending');
+CREATE INDEX notifications_incident ON notifications(incident_id);
 CREATE INDEX runs_monitor ON runs(monitor_id, id);
 CREATE INDEX runs_open ON runs(monitor_id, rid) WHERE status = 'running';

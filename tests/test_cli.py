@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.cli_helpers import ROOT, Server, assert_one_clear_line, free_port, run
+from tokiflow.storage.migrations import known_names
 
 
 def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(
@@ -31,7 +32,8 @@ def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(
     assert f"listening on http://127.0.0.1:{server.port}" in out
     assert (data / "tokiflow.db").exists() and (data / "outputs").is_dir()
     assert oct((data).stat().st_mode & 0o777) == "0o700"
-    assert "applied migration m0001_initial" in err
+    for name in known_names():
+        assert f"applied migration {name}" in err
 
 
 def test_a_second_start_reuses_the_database_and_applies_nothing(
@@ -47,7 +49,8 @@ def test_a_second_start_reuses_the_database_and_applies_nothing(
     assert code == 0
     assert "applied migration" not in err
     conn = sqlite3.connect(data / "tokiflow.db")
-    assert conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 1
+    applied = conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
+    assert [name for (name,) in applied] == known_names()
 
 
 def test_an_unknown_flag_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -102,9 +105,14 @@ def test_a_database_from_a_newer_version_is_refused_and_left_unchanged(tmp_path:
 
 def test_migrate_lists_applied_and_pending_migrations(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert run("migrate", "--list", data_dir=data).stdout == "pending  m0001_initial\n"
-    assert run("migrate", data_dir=data).stdout == "applied m0001_initial\n"
-    assert run("migrate", "--list", data_dir=data).stdout == "applied  m0001_initial\n"
+    names = known_names()
+    assert run("migrate", "--list", data_dir=data).stdout == "".join(
+        f"pending  {n}\n" for n in names
+    )
+    assert run("migrate", data_dir=data).stdout == f"applied {', '.join(names)}\n"
+    assert run("migrate", "--list", data_dir=data).stdout == "".join(
+        f"applied  {n}\n" for n in names
+    )
     assert run("migrate", data_dir=data).stdout == "database is up to date\n"
 
 

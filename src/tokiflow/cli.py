@@ -79,10 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the version")
 
-    from tokiflow import cli_admin
-
-    cli_admin.add_commands(sub, _add_common)
+    for module in _command_modules():
+        module.add_commands(sub, _add_common)
     return parser
+
+
+def _command_modules() -> list[Any]:
+    # An explicit list (no plugin discovery): the frozen binary must see every import.
+    from tokiflow import (
+        cli_admin,
+        cli_analytics,
+        cli_backup,
+        cli_channels,
+        cli_crontab,
+        cli_license,
+        cli_run,
+    )
+
+    return [cli_admin, cli_channels, cli_run, cli_crontab, cli_analytics, cli_license, cli_backup]
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

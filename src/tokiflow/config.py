@@ -63,6 +63,29 @@ def _str(text: str) -> str:
     return str(text)
 
 
+def _size(text: str) -> int:
+    """Bytes from "32768", "32k", "10M", "1G" (powers of 1024)."""
+    raw = str(text).strip().lower().replace("_", "")
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    factor = 1
+    if raw.endswith("b"):
+        raw = raw[:-1]
+    if raw and raw[-1] in units:
+        factor = units[raw[-1]]
+        raw = raw[:-1]
+    try:
+        value = int(float(raw) * factor)
+    except ValueError:
+        raise ValueError("expected a size such as 32k, 10M or 1G") from None
+    if value < 0:
+        raise ValueError("expected a size >= 0")
+    return value
+
+
+def _optional_port(text: str) -> int:
+    return _port(text) if text else 0
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in str(text).split(",") if part.strip())
 
@@ -140,6 +163,66 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "alert_retry_for",
+        "24h",
+        "How long a notification that fails to send is retried (with backoff) before it is "
+        "marked dead.",
+        _duration,
+    ),
+    Setting(
+        "outbound_timeout",
+        "10",
+        "Seconds an outbound HTTP request (webhooks, chat and incident services) may take.",
+        _positive_int,
+    ),
+    Setting(
+        "outbound_block_private",
+        "false",
+        "Refuse outbound requests to private network ranges too (link-local and cloud "
+        "metadata addresses are always refused).",
+        _bool,
+    ),
+    Setting("smtp_host", "", "SMTP server for email alerts (empty: email channels cannot send)."),
+    Setting(
+        "smtp_port",
+        "",
+        "SMTP port (default: 465 for tls, 587 for starttls, 25 for none).",
+        _optional_port,
+    ),
+    Setting("smtp_tls", "starttls", "SMTP transport security.", _choice("starttls", "tls", "none")),
+    Setting("smtp_user", "", "SMTP user name (empty: no authentication)."),
+    Setting("smtp_password", "", "SMTP password.", secret=True),
+    Setting("smtp_from", "tokiflow@localhost", "From address of alert emails."),
+    Setting(
+        "output_capture_limit",
+        "32k",
+        "Bytes of job output kept per run (the tail); 0 turns output capture off.",
+        _size,
+    ),
+    Setting(
+        "output_retention",
+        "90d",
+        "How long captured job output is kept.",
+        _duration,
+    ),
+    Setting(
+        "output_max_total",
+        "1G",
+        "Captured output kept per organisation before the oldest is deleted.",
+        _size,
+    ),
+    Setting(
+        "stats_window",
+        "100",
+        "How many recent runs the duration percentiles and anomaly median are computed over.",
+        _positive_int,
+    ),
+    Setting(
+        "self_ping_url",
+        "",
+        "A URL Tokiflow pings every minute so that an outside monitor notices when it is down.",
+    ),
+    Setting(
         "secret_key",
         "",
         "Key for encrypting secrets and captured output at rest; by default one is created in "
@@ -169,6 +252,20 @@ class Settings:
     pings_kept: int
     retention: int
     shutdown_timeout: int
+    alert_retry_for: int
+    outbound_timeout: int
+    outbound_block_private: bool
+    smtp_host: str
+    smtp_port: int
+    smtp_tls: str
+    smtp_user: str
+    smtp_password: str
+    smtp_from: str
+    output_capture_limit: int
+    output_retention: int
+    output_max_total: int
+    stats_window: int
+    self_ping_url: str
     secret_key: str
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 

@@ -142,6 +142,67 @@ def m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m0002_alerts(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE channels (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            config BLOB NOT NULL,
+            is_default INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            last_error TEXT,
+            last_error_at TEXT
+        );
+        CREATE INDEX channels_org ON channels(org_id);
+        CREATE TABLE monitor_channels (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+            PRIMARY KEY (monitor_id, channel_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX monitor_channels_channel ON monitor_channels(channel_id);
+        ALTER TABLE monitors ADD COLUMN renotify_every INTEGER;
+        ALTER TABLE monitors ADD COLUMN notify_resolve INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE incidents ADD COLUMN renotify_at TEXT;
+        CREATE INDEX incidents_renotify ON incidents(renotify_at) WHERE renotify_at IS NOT NULL;
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+            incident_id INTEGER REFERENCES incidents(id) ON DELETE CASCADE,
+            event TEXT NOT NULL
+                CHECK (event IN ('open', 'acknowledged', 'renotify', 'resolved', 'test')),
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
+            idempotency_key TEXT NOT NULL UNIQUE,
+            message TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            sent_at TEXT,
+            last_error TEXT
+        );
+        CREATE INDEX notifications_due ON notifications(next_attempt_at)
+            WHERE state IN ('pending', 'sending');
+        CREATE INDEX notifications_channel ON notifications(channel_id, id);
+        CREATE INDEX notifications_incident ON notifications(incident_id);
+        CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY,
+            notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            latency_ms REAL NOT NULL
+        );
+        CREATE INDEX delivery_attempts_notification ON delivery_attempts(notification_id);
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, and which the code would still apply."""

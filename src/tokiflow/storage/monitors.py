@@ -44,13 +44,16 @@ class Monitor:
     open_runs: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    renotify_every: int | None
+    notify_resolve: bool
 
 
 COLUMNS = (
     "id, uuid, org_id, name, slug, description, tags, schedule_kind, period, cron, tz, grace, "
     "max_runtime, min_runtime, methods, manual_resume, failure_tolerance, late_incidents, status, "
     "last_ping_at, last_success_at, last_start_at, last_duration, running_since, due_at, "
-    "next_check_at, consecutive_failures, n_pings, open_runs, created_at, updated_at"
+    "next_check_at, consecutive_failures, n_pings, open_runs, created_at, updated_at, "
+    "renotify_every, notify_resolve"
 )
 _TIME_FIELDS = {
     "last_ping_at",
@@ -70,7 +73,7 @@ def from_row(r: tuple) -> Monitor:
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
         r[14], bool(r[15]), r[16], bool(r[17]), r[18], opt_from_db(r[19]), opt_from_db(r[20]),
         opt_from_db(r[21]), r[22], opt_from_db(r[23]), opt_from_db(r[24]), opt_from_db(r[25]),
-        r[26], r[27], r[28], from_db(r[29]), from_db(r[30]),
+        r[26], r[27], r[28], from_db(r[29]), from_db(r[30]), r[31], bool(r[32]),
     )  # fmt: skip
 
 
