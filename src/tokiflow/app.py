@@ -17,8 +17,9 @@ from tokiflow.config import Settings
 from tokiflow.engine import retention
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.storage import monitors, orgs
+from tokiflow.storage.crypto import Sealer, load_or_create_key
 from tokiflow.storage.database import Database
-from tokiflow.web import appkeys, ping_hc, system
+from tokiflow.web import appkeys, operations, ping_hc, system
 from tokiflow.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
+    app.cleanup_ctx.append(operations.ctx)
     app.add_routes(system.routes)
     ping_hc.add_routes(app)
+    operations.add_routes(app)
     return app
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    db = Database(app[appkeys.SETTINGS].db_path)
+    settings = app[appkeys.SETTINGS]
+    db = Database(settings.db_path)
     await db.open()
     app[appkeys.DB] = db
+    key = await asyncio.to_thread(load_or_create_key, settings.data_dir, settings.secret_key)
+    app[appkeys.SEALER] = Sealer(key)
     checkpoints = asyncio.create_task(db.run_checkpoints(app[appkeys.CLOCK]), name="checkpoints")
     try:
         yield

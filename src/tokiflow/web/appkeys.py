@@ -7,6 +7,7 @@ from aiohttp import web
 from tokiflow.clock import Clock
 from tokiflow.config import Settings
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.storage.crypto import Sealer
 from tokiflow.storage.database import Database
 from tokiflow.web.ratelimit import RateLimiter
 
@@ -15,3 +16,4 @@ CLOCK = web.AppKey("clock", Clock)
 DB = web.AppKey("db", Database)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 PING_LIMITER = web.AppKey("ping_limiter", RateLimiter)
+SEALER = web.AppKey("sealer", Sealer)
