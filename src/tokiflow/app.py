@@ -15,6 +15,7 @@ from aiohttp import web
 from tokiflow.clock import Clock, SystemClock
 from tokiflow.config import Settings
 from tokiflow.engine import retention
+from tokiflow.engine.dispatcher import Dispatcher
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.storage import monitors, orgs
 from tokiflow.storage.crypto import Sealer, load_or_create_key
@@ -86,8 +87,12 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     scheduler.load(await db.read(lambda conn: list(monitors.deadlines(conn))))
     app[appkeys.SCHEDULER] = scheduler
     log.info("scheduler watching %d monitors", len(scheduler))
+    dispatcher = Dispatcher(db, clock, app[appkeys.SETTINGS], app[appkeys.SEALER])
+    app[appkeys.DISPATCHER] = dispatcher
+    scheduler.on_change = dispatcher.poke
     tasks = [
         asyncio.create_task(scheduler.run(), name="scheduler"),
+        asyncio.create_task(dispatcher.run(), name="dispatcher"),
         asyncio.create_task(
             retention.run(db, clock, app[appkeys.SETTINGS].retention), name="retention"
         ),
@@ -95,6 +100,8 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        tasks[1].cancel()  # no new claims; sends in flight get a moment to finish
+        await dispatcher.close()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
+from tokiflow.engine import alerts, states
 from tokiflow.storage import incidents
 from tokiflow.storage.incidents import Incident
 
@@ -20,6 +21,8 @@ def acknowledge(conn: sqlite3.Connection, incident_id: int, now: dt.datetime) ->
         raise IncidentError(f"no incident #{incident_id}")
     if not incidents.acknowledge(conn, incident_id, now):
         raise IncidentError(f"incident #{incident_id} is {inc.state}, not open")
+    alerts.clear_renotify(conn, incident_id)
+    alerts.notify(conn, incident_id, "acknowledged", now)
     updated = incidents.get(conn, incident_id)
     assert updated is not None
     return updated
@@ -30,7 +33,7 @@ def resolve(conn: sqlite3.Connection, incident_id: int, now: dt.datetime, by: st
     inc = incidents.get(conn, incident_id)
     if inc is None:
         raise IncidentError(f"no incident #{incident_id}")
-    if not incidents.resolve(conn, incident_id, now, by):
+    if not states.resolve_incident(conn, incident_id, now, by):
         raise IncidentError(f"incident #{incident_id} is already resolved")
     updated = incidents.get(conn, incident_id)
     assert updated is not None

@@ -16,6 +16,7 @@ from tokiflow.engine.schedules import (
     parse_duration,
     period_schedule,
 )
+from tokiflow.storage import channels
 from tokiflow.storage import monitors as store
 from tokiflow.storage.monitors import Monitor
 
@@ -136,9 +137,10 @@ def auto_created(org_id: int, slug: str) -> MonitorSpec:
 
 
 def insert_monitor(conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime) -> Monitor:
-    """Insert a monitor (status new: no deadline until its first ping)."""
+    """Insert a monitor (status new: no deadline until its first ping), subscribed to every
+    default channel of its organisation."""
     s = spec.schedule
-    return store.insert(
+    monitor = store.insert(
         conn,
         {
             "uuid": spec.uuid or str(uuidlib.uuid4()),
@@ -163,6 +165,8 @@ def insert_monitor(conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime
             "updated_at": now,
         },
     )
+    channels.link_defaults(conn, monitor.id, monitor.org_id)
+    return monitor
 
 
 def create_monitor(conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime) -> Monitor:

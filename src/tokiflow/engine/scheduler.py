@@ -14,7 +14,7 @@ import heapq
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tokiflow.clock import Clock
 from tokiflow.engine import states
@@ -49,6 +49,8 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self.parked = asyncio.Event()
         self.evaluations = 0
+        # Called (on the loop) after a tick that changed something: the dispatcher's poke.
+        self.on_change: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._due)
@@ -141,6 +143,8 @@ class Scheduler:
                 self.set_deadline(monitor_id, retry)
             else:
                 done.extend(result)
+        if done and self.on_change is not None:
+            self.on_change()
         return done
 
     async def _evaluate(self, monitor_id: int, now: dt.datetime) -> list[states.Transition]:

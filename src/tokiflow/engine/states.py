@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from tokiflow.engine import alerts
 from tokiflow.engine.schedules import describe, format_duration, next_due, schedule_from_row
 from tokiflow.storage import incidents, runs
 from tokiflow.storage import monitors as store
@@ -120,11 +121,24 @@ def open_incident(
     for inc in current:
         if inc.kind == "LATE" and kind != "LATE":
             incidents.resolve(conn, inc.id, now, f"superseded by {kind}")
+            alerts.clear_renotify(conn, inc.id)
         else:
             return None
-    return incidents.open_incident(
+    incident_id = incidents.open_incident(
         conn, org_id=m.org_id, monitor_id=m.id, kind=kind, reason=reason, at=now, run_id=run_id
     )
+    alerts.notify(conn, incident_id, "open", now)
+    alerts.schedule_renotify(conn, incident_id, m, now)
+    return incident_id
+
+
+def resolve_incident(conn: sqlite3.Connection, incident_id: int, now: dt.datetime, by: str) -> bool:
+    """Resolve an open or acknowledged incident and tell its channels; False if it was not open."""
+    if not incidents.resolve(conn, incident_id, now, by):
+        return False
+    alerts.clear_renotify(conn, incident_id)
+    alerts.notify(conn, incident_id, "resolved", now)
+    return True
 
 
 def resolve_on_recovery(conn: sqlite3.Connection, m: Monitor, now: dt.datetime) -> int:
@@ -134,7 +148,7 @@ def resolve_on_recovery(conn: sqlite3.Connection, m: Monitor, now: dt.datetime) 
         return 0
     done = 0
     for inc in incidents.current(conn, m.id):
-        if inc.kind in ALERTING_KINDS and incidents.resolve(conn, inc.id, now, "recovered"):
+        if inc.kind in ALERTING_KINDS and resolve_incident(conn, inc.id, now, "recovered"):
             done += 1
     return done
 

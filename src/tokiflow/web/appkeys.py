@@ -6,6 +6,7 @@ from aiohttp import web
 
 from tokiflow.clock import Clock
 from tokiflow.config import Settings
+from tokiflow.engine.dispatcher import Dispatcher
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.storage.crypto import Sealer
 from tokiflow.storage.database import Database
@@ -17,3 +18,4 @@ DB = web.AppKey("db", Database)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 PING_LIMITER = web.AppKey("ping_limiter", RateLimiter)
 SEALER = web.AppKey("sealer", Sealer)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

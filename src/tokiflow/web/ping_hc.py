@@ -156,6 +156,8 @@ async def ping(request: web.Request) -> web.Response:
         resp = reply(request, 503, "storage unavailable, try again")
         resp.headers["Retry-After"] = "5"
         return resp
+    if outcome.transition is not None and outcome.transition.changed:
+        app[appkeys.DISPATCHER].poke()  # an incident may have opened or resolved
     status, text = _REPLIES[outcome.result]
     return reply(request, status, text)
 
