@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,3 +81,65 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], text: str) -
     lines = [ln for ln in result.stderr.splitlines() if ln.strip() and " INFO " not in ln]
     assert len(lines) == 1, result.stderr
     assert text in lines[0]
+
+
+class HookReceiver:
+    """A webhook receiver on a thread (stdlib), for tests that drive real server processes.
+
+    `hang_first` keeps the first request waiting without an answer until `release()`.
+    """
+
+    def __init__(self, status: int = 200, *, hang_first: bool = False) -> None:
+        import http.server
+        import threading
+
+        self.status = status
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.answered: list[bytes] = []
+        self.hang = threading.Event() if hang_first else None
+        self.got = threading.Condition()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with outer.got:
+                    first = not outer.requests
+                    outer.requests.append((self.path, dict(self.headers), body))
+                    outer.got.notify_all()
+                if first and outer.hang is not None:
+                    outer.hang.wait(30)
+                    return  # no answer: the connection just closes
+                self.send_response(outer.status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+                with outer.got:
+                    outer.answered.append(body)
+                    outer.got.notify_all()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 20) -> None:
+        self.wait_until(lambda: len(self.requests) >= count, f"{count} requests", timeout)
+
+    def wait_until(self, predicate: Callable[[], bool], what: str, timeout: float = 20) -> None:
+        with self.got:
+            if not self.got.wait_for(predicate, timeout):
+                raise AssertionError(f"receiver never saw {what} ({len(self.requests)} requests)")
+
+    def release(self) -> None:
+        if self.hang is not None:
+            self.hang.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()

@@ -18,7 +18,7 @@ from tokiflow.config import Settings
 from tokiflow.engine import incidents as incident_actions
 from tokiflow.engine.monitors import MonitorError, build_spec, create_monitor
 from tokiflow.engine.states import schedule_words
-from tokiflow.storage import incidents, monitors, orgs
+from tokiflow.storage import channels, incidents, monitors, orgs
 from tokiflow.storage.db import StorageError, connect, prepare_data_dir
 from tokiflow.storage.migrations import migrate
 from tokiflow.storage.monitors import Monitor
@@ -76,6 +76,8 @@ def monitor_json(m: Monitor, org: Org | None, settings: Settings) -> dict[str, A
         "max_runtime": m.max_runtime,
         "min_runtime": m.min_runtime,
         "tags": m.tags.split(),
+        "renotify_every": m.renotify_every,
+        "notify_resolve": m.notify_resolve,
         "last_ping": _iso(m.last_ping_at),
         "last_success": _iso(m.last_success_at),
         "last_duration": m.last_duration,
@@ -98,9 +100,12 @@ def cmd_monitors_add(settings: Settings, args: argparse.Namespace) -> int:
                 org_id=org.id, name=args.name, slug=args.slug, period=args.period,
                 cron=args.schedule, tz=args.tz, grace=args.grace,
                 max_runtime=args.max_runtime, min_runtime=args.min_runtime,
-                tags=args.tags or "",
+                tags=args.tags or "", renotify_every=args.renotify,
+                notify_resolve=not args.no_resolve_alerts, late_incidents=args.late_alerts,
             )  # fmt: skip
             m = create_monitor(conn, spec, SystemClock().now())
+            if args.channels is not None:
+                _set_channels(conn, m.id, org.id, args.channels)
         except MonitorError as exc:
             raise AdminError(str(exc)) from None
     data = monitor_json(m, org, settings)
@@ -111,6 +116,20 @@ def cmd_monitors_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  ping URL:  {data['ping_url']}")
         print(f"  slug URL:  {data['slug_url']}")
     return 0
+
+
+def _set_channels(conn: sqlite3.Connection, monitor_id: int, org_id: int, text: str) -> None:
+    try:
+        ids = [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise AdminError("--channels takes channel numbers, e.g. --channels 1,3") from None
+    known = {c.id for c in channels.list_for_org(conn, org_id)}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise AdminError(
+            f"no channel #{missing[0]} in this organisation (see 'tokiflow channels list')"
+        )
+    channels.set_monitor_channels(conn, monitor_id, ids)
 
 
 def _read(settings: Settings) -> sqlite3.Connection:
@@ -244,6 +263,16 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     add.add_argument("--max-runtime", dest="max_runtime", help="alert when a run takes longer")
     add.add_argument("--min-runtime", dest="min_runtime", help="alert when a run is this fast")
     add.add_argument("--tags", help="space-separated tags")
+    add.add_argument("--renotify", metavar="EVERY",
+                     help="re-send alerts every EVERY (e.g. 30m) while an incident is open "
+                     "and unacknowledged")  # fmt: skip
+    add.add_argument("--late-alerts", action="store_true",
+                     help="also open an incident (and alert) when a ping is late, in grace")  # fmt: skip
+    add.add_argument("--no-resolve-alerts", action="store_true",
+                     help="do not alert when the job recovers")  # fmt: skip
+    add.add_argument("--channels", metavar="IDS",
+                     help="alert only these channels (e.g. 1,3; '' for none); default: every "
+                     "default channel of the organisation")  # fmt: skip
     add.add_argument("--org", help="organisation slug (default: the first organisation)")
     add.add_argument("--json", action="store_true", help="print the monitor as one JSON object")
     add.set_defaults(handler=cmd_monitors_add)

@@ -99,10 +99,13 @@ class AlertEnv:
         await self.db.write(lambda c: monitors.update(c, m.id, current.status, fields))
 
     async def deliver(self) -> int:
-        """One dispatcher round at the current time, waiting for its sends to finish."""
-        claimed = await self.dispatcher.tick(self.clock.now())
-        await self.dispatcher.drain()
-        return claimed
+        """Dispatcher rounds at the current time until nothing more is due; how many were sent
+        (a row that waits for an earlier one of its incident goes in a later round)."""
+        total = 0
+        while claimed := await self.dispatcher.tick(self.clock.now()):
+            await self.dispatcher.drain()
+            total += claimed
+        return total
 
     async def after(self, seconds: float) -> int:
         await self.clock.advance(seconds)

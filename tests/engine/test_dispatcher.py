@@ -218,7 +218,7 @@ async def test_a_slow_channel_does_not_delay_the_others(
         states = sorted(n.state for n in await env.outbox())
         if states == ["sending", "sent"]:
             break
-        await env.clock.settle(0.05)
+        await env.clock.settle(0.1)
     assert states == ["sending", "sent"]
     slow.gate.set()
     await env.dispatcher.drain()
@@ -340,3 +340,19 @@ async def test_channel_secrets_are_encrypted_at_rest_and_masked_in_listings(env:
     assert row is not None
     shown = view(row, env.sealer)
     assert shown.config["secret"] == "***" and shown.config["url"] == "http://hooks.example/x"
+
+
+async def test_a_channel_hears_open_before_resolved_even_when_open_needed_retries(
+    env: AlertEnv, aiohttp_server: ServerFactory
+) -> None:
+    receiver = Receiver(status=503)
+    await env.channel("webhook", {"url": await hook(aiohttp_server, receiver)})
+    m = await env.monitor(period="1h")
+    await env.ping(m, "fail")
+    await env.deliver()  # the open fails
+    await env.ping(m)  # recovered: the resolution is queued behind the unsent open
+    assert await env.deliver() == 0
+    receiver.status = 200
+    await env.after(60)
+    events = [json.loads(b)["event"] for *_, b in receiver.requests]
+    assert events == ["open", "open", "resolved"]

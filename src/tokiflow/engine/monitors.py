@@ -52,6 +52,8 @@ class MonitorSpec:
     failure_tolerance: int = 0
     late_incidents: bool = False
     uuid: str | None = None
+    renotify_every: int | None = None
+    notify_resolve: bool = True
 
 
 def slugify(name: str) -> str:
@@ -89,6 +91,8 @@ def build_spec(
     failure_tolerance: int = 0,
     late_incidents: bool = False,
     uuid: str | None = None,
+    renotify_every: Any = None,
+    notify_resolve: bool = True,
 ) -> MonitorSpec:
     """Validate user input into a MonitorSpec; raises MonitorError naming the field."""
     name = (name or "").strip()
@@ -117,6 +121,9 @@ def build_spec(
         raise MonitorError("methods", "must be 'any' or 'post'")
     if not isinstance(failure_tolerance, int) or not 0 <= failure_tolerance <= 100:
         raise MonitorError("failure_tolerance", "must be a whole number from 0 to 100")
+    renotify = _duration("renotify_every", renotify_every, optional=True)
+    if renotify is not None and renotify < 60:
+        raise MonitorError("renotify_every", "must be at least one minute")
     tag_list = tags.split() if isinstance(tags, str) else list(tags)
     if uuid is not None:
         try:
@@ -127,7 +134,8 @@ def build_spec(
         org_id=org_id, name=name, slug=slug, schedule=schedule, grace=grace_s or 0,
         description=description, tags=tuple(tag_list), max_runtime=max_rt, min_runtime=min_rt,
         methods=methods, manual_resume=manual_resume, failure_tolerance=failure_tolerance,
-        late_incidents=late_incidents, uuid=uuid,
+        late_incidents=late_incidents, uuid=uuid, renotify_every=renotify,
+        notify_resolve=notify_resolve,
     )  # fmt: skip
 
 
@@ -160,6 +168,8 @@ def insert_monitor(conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime
             "manual_resume": spec.manual_resume,
             "failure_tolerance": spec.failure_tolerance,
             "late_incidents": spec.late_incidents,
+            "renotify_every": spec.renotify_every,
+            "notify_resolve": spec.notify_resolve,
             "status": "new",
             "created_at": now,
             "updated_at": now,

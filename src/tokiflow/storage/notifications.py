@@ -73,11 +73,18 @@ def enqueue(
 
 
 def claim_due(conn: sqlite3.Connection, now: dt.datetime, limit: int) -> list[Notification]:
-    """Mark up to `limit` due pending rows as sending and return them (oldest first)."""
+    """Mark up to `limit` due pending rows as sending and return them (oldest first).
+
+    A row waits while an earlier row of the same incident and channel is still unsent, so a
+    channel always hears "open" before "resolved" (PagerDuty would keep an incident open
+    forever otherwise), even when the first one needed retries.
+    """
     rows = conn.execute(
         f"UPDATE notifications SET state = 'sending', attempts = attempts + 1 WHERE id IN ("
-        "SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= ? "
-        f"ORDER BY next_attempt_at, id LIMIT ?) RETURNING {_COLUMNS}",
+        "SELECT n.id FROM notifications n WHERE n.state = 'pending' AND n.next_attempt_at <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.incident_id = n.incident_id "
+        "AND p.channel_id = n.channel_id AND p.id < n.id AND p.state IN ('pending', 'sending')) "
+        f"ORDER BY n.next_attempt_at, n.id LIMIT ?) RETURNING {_COLUMNS}",
         (to_db(now), limit),
     ).fetchall()
     return sorted((_row(r) for r in rows), key=lambda n: (n.next_attempt_at, n.id))
