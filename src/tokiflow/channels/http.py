@@ -79,7 +79,7 @@ class Outbound:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(block_private=self._block_private), limit=100
+                resolver=GuardedResolver(block_private=self._block_private), limit=200
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, headers={"User-Agent": USER_AGENT}

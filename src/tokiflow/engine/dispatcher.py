@@ -33,8 +33,8 @@ from tokiflow.storage.notifications import Notification
 log = logging.getLogger(__name__)
 
 BATCH = 200
-PER_CHANNEL = 4
-IN_FLIGHT = 64
+PER_CHANNEL = 32
+IN_FLIGHT = 128
 FIRST_RETRY = 30.0
 MAX_RETRY = 3600.0
 # Rows written by other processes (the CLI) are noticed within this many seconds.
