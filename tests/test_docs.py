@@ -45,3 +45,26 @@ def test_every_http_route_is_in_the_http_doc(tmp_path: Path) -> None:
     documented = {m.split("{")[0].rstrip("/") or m for m in re.findall(r"`(/[^`<]*)", text)}
     missing = [p for p in paths if p.split("{")[0].rstrip("/") not in documented]
     assert missing == []
+
+
+def test_every_channel_kind_is_documented_with_an_example_that_validates() -> None:
+    import json
+    import shlex
+
+    from tokiflow.channels.registry import CHANNELS
+    from tokiflow.engine.channel_setup import validate
+
+    text = (DOCS / "channels.md").read_text() + (DOCS / "alerts.md").read_text()
+    examples: dict[str, list[dict]] = {}
+    for line in text.splitlines():
+        if "tokiflow channels add" in line and "--kind" in line and "KIND" not in line:
+            words = shlex.split(line.strip().strip("`"))
+            kind = words[words.index("--kind") + 1]
+            examples.setdefault(kind, []).append(json.loads(words[words.index("--config") + 1]))
+    for kind in CHANNELS:
+        if kind in ("email", "webhook"):
+            assert f"## {kind.capitalize()}" in text, kind
+            continue
+        assert examples.get(kind), f"no example for {kind}"
+        for config in examples[kind]:
+            validate(kind, "example", config)

@@ -75,9 +75,8 @@ class Alert:
     def from_json(cls, text: str) -> Alert:
         return cls(**json.loads(text))
 
-    def text(self) -> str:
-        """A plain-text message: title, what happened, and the facts that explain it."""
-        lines = [self.title, "", self.summary]
+    def facts(self) -> list[tuple[str, str]]:
+        """The labelled facts a message lists, the empty ones left out."""
         facts = [
             ("Reason", self.reason),
             ("Schedule", self.schedule),
@@ -85,7 +84,12 @@ class Alert:
             ("Last run took", self.last_duration),
             ("Opened", self.opened_at),
         ]
-        lines += [f"{k}: {v}" for k, v in facts if v]
+        return [(k, v) for k, v in facts if v]
+
+    def text(self) -> str:
+        """A plain-text message: title, what happened, and the facts that explain it."""
+        lines = [self.title, "", self.summary]
+        lines += [f"{k}: {v}" for k, v in self.facts()]
         if self.output_tail:
             lines += ["", "Last output:", self.output_tail]
         if self.view_url:
@@ -130,7 +134,7 @@ class Channel:
 
     async def test(self) -> str:
         """Send a test alert (the "send test alert" button)."""
-        return await self.send(test_alert(self.kind))
+        return await self.send(sample_alert(self.kind))
 
     @classmethod
     def masked(cls, config: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +142,7 @@ class Channel:
         return {k: ("***" if k in cls.secret_fields and v else v) for k, v in config.items()}
 
 
-def test_alert(kind: str) -> Alert:
+def sample_alert(kind: str) -> Alert:
     return Alert(
         idempotency_key=f"test-{kind}",
         event="test",

@@ -32,14 +32,7 @@ def _templates() -> jinja2.Environment:
 def render(alert: Alert) -> tuple[str, str]:
     """(plain text, HTML) bodies of an alert email."""
     env = _templates()
-    facts = [
-        ("Monitor", alert.monitor_name),
-        ("Reason", alert.reason),
-        ("Schedule", alert.schedule),
-        ("Last ping", alert.last_ping_at),
-        ("Last run took", alert.last_duration),
-        ("Opened", alert.opened_at),
-    ]
+    facts = [("Monitor", alert.monitor_name), *alert.facts()]
     text = env.get_template("email/alert.txt").render(alert=alert)
     html = env.get_template("email/alert.html").render(
         alert=alert, facts=facts, colour=_COLOURS[alert.severity]

@@ -125,7 +125,10 @@ class Outbound:
     def refused(self, url: str) -> str | None:
         """Why a URL whose host is an address literal may not be contacted (names are checked
         by the resolver, which aiohttp skips for literals)."""
-        host = yarl.URL(url).host or ""
+        try:
+            host = yarl.URL(url).host or ""
+        except ValueError:
+            return f"{url!r} is not a valid URL"
         if host.lower().rstrip(".") in METADATA_HOSTS:
             return f"{host} is a cloud metadata host"
         try:
