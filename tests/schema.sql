@@ -4,6 +4,34 @@ CREATE TABLE "_sqlite_migrations" (
    "name" TEXT,
    "applied_at" TEXT
 );
+CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            read_only INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            last_used_at TEXT,
+            revoked_at TEXT,
+            created_by TEXT NOT NULL DEFAULT ''
+        );
+CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER REFERENCES orgs(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'key', 'cli', 'system')),
+            actor_id INTEGER,
+            actor_label TEXT NOT NULL DEFAULT '',
+            action TEXT NOT NULL,
+            target_kind TEXT NOT NULL DEFAULT '',
+            target_id TEXT NOT NULL DEFAULT '',
+            before TEXT,
+            after TEXT,
+            ip TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        );
 CREATE TABLE channels (
             id INTEGER PRIMARY KEY,
             org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
@@ -24,6 +52,16 @@ CREATE TABLE delivery_attempts (
             error TEXT NOT NULL DEFAULT '',
             latency_ms REAL NOT NULL
         );
+CREATE TABLE device_codes (
+            id INTEGER PRIMARY KEY,
+            user_code TEXT NOT NULL UNIQUE,
+            device_code_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            approved_by INTEGER REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER REFERENCES orgs(id) ON DELETE CASCADE,
+            api_key TEXT
+        );
 CREATE TABLE flips (
             id INTEGER PRIMARY KEY,
             monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
@@ -31,6 +69,13 @@ CREATE TABLE flips (
             old_status TEXT NOT NULL,
             new_status TEXT NOT NULL,
             reason TEXT NOT NULL
+        );
+CREATE TABLE incident_comments (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+            author TEXT NOT NULL,
+            body TEXT NOT NULL,
+            at TEXT NOT NULL
         );
 CREATE TABLE incidents (
             id INTEGER PRIMARY KEY,
@@ -46,11 +91,42 @@ CREATE TABLE incidents (
             resolved_by TEXT,
             run_id INTEGER
         , renotify_at TEXT);
+CREATE TABLE invitations (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            email TEXT NOT NULL COLLATE NOCASE,
+            role TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            invited_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            accepted_at TEXT
+        );
+CREATE TABLE memberships (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer', 'billing')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, org_id)
+        ) WITHOUT ROWID;
 CREATE TABLE monitor_channels (
             monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
             channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
             PRIMARY KEY (monitor_id, channel_id)
         ) WITHOUT ROWID;
+CREATE TABLE monitor_stats (
+            monitor_id INTEGER PRIMARY KEY REFERENCES monitors(id) ON DELETE CASCADE,
+            runs INTEGER NOT NULL DEFAULT 0,
+            mean REAL NOT NULL DEFAULT 0,
+            m2 REAL NOT NULL DEFAULT 0,
+            min_duration REAL,
+            max_duration REAL,
+            outputs INTEGER NOT NULL DEFAULT 0,
+            recent_sizes TEXT NOT NULL DEFAULT '',
+            anomaly_incident INTEGER,
+            output_incident INTEGER,
+            updated_at TEXT
+        );
 CREATE TABLE monitors (
             id INTEGER PRIMARY KEY,
             uuid TEXT NOT NULL UNIQUE,
@@ -84,7 +160,16 @@ CREATE TABLE monitors (
             open_runs INTEGER NOT NULL DEFAULT 0,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
-        , renotify_every INTEGER, notify_resolve INTEGER NOT NULL DEFAULT 1);
+        , renotify_every INTEGER, notify_resolve INTEGER NOT NULL DEFAULT 1, anomaly_alerts INTEGER NOT NULL DEFAULT 1, anomaly_factor REAL NOT NULL DEFAULT 1.5, anomaly_z REAL NOT NULL DEFAULT 3.0, output_drop REAL NOT NULL DEFAULT 0.3, output_limit INTEGER, output_tracked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE notification_prefs (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            mode TEXT NOT NULL DEFAULT 'immediate' CHECK (mode IN ('immediate', 'digest', 'off')),
+            tags TEXT NOT NULL DEFAULT '',
+            quiet_start TEXT,
+            quiet_end TEXT,
+            PRIMARY KEY (user_id, org_id)
+        ) WITHOUT ROWID;
 CREATE TABLE notifications (
             id INTEGER PRIMARY KEY,
             org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
@@ -108,6 +193,26 @@ CREATE TABLE orgs (
             ping_key TEXT NOT NULL UNIQUE,
             created_at TEXT NOT NULL
         );
+CREATE TABLE outputs (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            org_id INTEGER NOT NULL,
+            run_id INTEGER,
+            created_at TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            kept INTEGER NOT NULL,
+            stored INTEGER NOT NULL,
+            redactions INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (monitor_id, n)
+        ) WITHOUT ROWID;
+CREATE TABLE password_resets (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        );
 CREATE TABLE pings (
             monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
             n INTEGER NOT NULL,
@@ -125,6 +230,14 @@ CREATE TABLE pings (
             duration REAL,
             PRIMARY KEY (monitor_id, n)
         ) WITHOUT ROWID;
+CREATE TABLE redaction_patterns (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            pattern TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            UNIQUE (org_id, pattern)
+        );
 CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
             monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
@@ -137,24 +250,55 @@ CREATE TABLE runs (
             start_ping INTEGER,
             end_ping INTEGER,
             reason TEXT NOT NULL DEFAULT ''
-        );
+        , output_size INTEGER);
 CREATE TABLE server_meta (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
+CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            csrf_token TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            ip TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        );
+CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            password_hash TEXT NOT NULL,
+            totp_secret BLOB,
+            tz TEXT NOT NULL DEFAULT 'UTC',
+            created_at TEXT NOT NULL,
+            last_login_at TEXT,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until TEXT
+        );
+CREATE INDEX api_keys_org ON api_keys(org_id);
+CREATE INDEX audit_log_org ON audit_log(org_id, id);
 CREATE INDEX channels_org ON channels(org_id);
 CREATE INDEX delivery_attempts_notification ON delivery_attempts(notification_id);
 CREATE INDEX flips_monitor ON flips(monitor_id, id);
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
+CREATE INDEX incident_comments_incident ON incident_comments(incident_id);
 CREATE INDEX incidents_monitor ON incidents(monitor_id, state);
 CREATE INDEX incidents_org ON incidents(org_id, state, opened_at);
 CREATE INDEX incidents_renotify ON incidents(renotify_at) WHERE renotify_at IS NOT NULL;
+CREATE INDEX invitations_org ON invitations(org_id);
+CREATE INDEX memberships_org ON memberships(org_id);
 CREATE INDEX monitor_channels_channel ON monitor_channels(channel_id);
 CREATE INDEX monitors_org_slug ON monitors(org_id, slug);
 CREATE INDEX notifications_channel ON notifications(channel_id, id);
 CREATE INDEX notifications_due ON notifications(next_attempt_at)
             WHERE state IN ('pending', 'sending');
 CREATE INDEX notifications_incident ON notifications(incident_id);
+CREATE INDEX outputs_age ON outputs(created_at);
+CREATE INDEX outputs_org ON outputs(org_id, created_at);
 CREATE INDEX runs_monitor ON runs(monitor_id, id);
 CREATE INDEX runs_open ON runs(monitor_id, rid) WHERE status = 'running';
+CREATE INDEX sessions_user ON sessions(user_id);

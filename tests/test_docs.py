@@ -38,8 +38,17 @@ def test_every_command_is_in_the_cli_docs() -> None:
     assert [c for c in commands if c not in documented] == []
 
 
+def test_the_api_doc_lists_every_api_route() -> None:
+    import subprocess
+    import sys
+
+    tool = DOCS.parent / "tools" / "api_doc.py"
+    result = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, timeout=60)
+    assert result.returncode == 0, "docs/api.md is out of date: run tools/api_doc.py"
+
+
 def test_every_http_route_is_in_the_http_doc(tmp_path: Path) -> None:
-    text = (DOCS / "http.md").read_text()
+    text = (DOCS / "http.md").read_text() + (DOCS / "api.md").read_text()
     app = create_app(load_settings({"data_dir": str(tmp_path)}, env={}))
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     documented = {m.split("{")[0].rstrip("/") or m for m in re.findall(r"`(/[^`<]*)", text)}

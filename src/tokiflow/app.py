@@ -21,6 +21,7 @@ from tokiflow.storage import monitors, orgs
 from tokiflow.storage.crypto import Sealer, load_or_create_key
 from tokiflow.storage.database import Database
 from tokiflow.web import appkeys, operations, ping_hc, system
+from tokiflow.web.api import v1 as api_v1
 from tokiflow.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[appkeys.PING_LIMITER] = RateLimiter(
         app[appkeys.CLOCK], rate=settings.ping_rate_limit, burst=settings.ping_rate_burst
     )
+    # Sign-in and set-up: 10 attempts per minute per address, bursts of 10.
+    app[appkeys.LOGIN_LIMITER] = RateLimiter(app[appkeys.CLOCK], rate=10 / 60, burst=10)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(operations.ctx)
     app.add_routes(system.routes)
     ping_hc.add_routes(app)
     operations.add_routes(app)
+    api_v1.setup(app)
     return app
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from tokiflow.clock import SystemClock
 from tokiflow.config import Settings
+from tokiflow.engine import audit, auth, views
 from tokiflow.engine import incidents as incident_actions
 from tokiflow.engine.monitors import MonitorError, build_spec, create_monitor
-from tokiflow.engine.states import schedule_words
-from tokiflow.storage import channels, incidents, monitors, orgs
+from tokiflow.storage import accounts, channels, incidents, monitors, orgs
 from tokiflow.storage.db import StorageError, connect, prepare_data_dir
 from tokiflow.storage.migrations import migrate
 from tokiflow.storage.monitors import Monitor
@@ -56,40 +56,12 @@ def _org(conn: sqlite3.Connection, slug: str | None) -> Org:
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value
+    return views.iso(value) if hasattr(value, "isoformat") else value
 
 
 def monitor_json(m: Monitor, org: Org | None, settings: Settings) -> dict[str, Any]:
-    """The JSON shape of a monitor in CLI output."""
-    base = settings.public_url
-    data: dict[str, Any] = {
-        "uuid": m.uuid,
-        "name": m.name,
-        "slug": m.slug,
-        "status": "running" if m.open_runs and m.status not in ("paused",) else m.status,
-        "state": m.status,
-        "schedule": m.cron if m.schedule_kind == "cron" else m.period,
-        "schedule_kind": m.schedule_kind,
-        "schedule_words": schedule_words(m),
-        "tz": m.tz,
-        "grace": m.grace,
-        "max_runtime": m.max_runtime,
-        "min_runtime": m.min_runtime,
-        "tags": m.tags.split(),
-        "renotify_every": m.renotify_every,
-        "notify_resolve": m.notify_resolve,
-        "last_ping": _iso(m.last_ping_at),
-        "last_success": _iso(m.last_success_at),
-        "last_duration": m.last_duration,
-        "next_due": _iso(m.due_at),
-        "ping_count": m.n_pings,
-        "open_runs": m.open_runs,
-        "ping_url": f"{base}/ping/{m.uuid}",
-    }
-    if org is not None:
-        data["org"] = org.slug
-        data["slug_url"] = f"{base}/ping/{org.ping_key}/{m.slug}"
-    return data
+    """The JSON shape of a monitor in CLI output (the same as the API's)."""
+    return views.monitor_view(m, org, settings.public_url)
 
 
 def cmd_monitors_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -242,6 +214,57 @@ def cmd_orgs_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
+    import sys
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
+    if not args.password_stdin:
+        raise AdminError("give the password on standard input with --password-stdin")
+    try:
+        password_hash = auth.hash_password(password)
+    except auth.PasswordPolicyError as exc:
+        raise AdminError(str(exc)) from None
+    now = SystemClock().now()
+    with _transaction(settings) as conn:
+        if args.org:
+            org = orgs.by_slug(conn, views_slug(args.org)) or orgs.create(
+                conn, views_slug(args.org), args.org, now
+            )
+        else:
+            org = orgs.ensure_default(conn, now)
+        if accounts.user_by_email(conn, args.email) is not None:
+            raise AdminError(f"a user with email {args.email} already exists")
+        user = accounts.create_user(conn, email=args.email.strip(), name=args.name or "",
+                                    password_hash=password_hash, now=now)  # fmt: skip
+        accounts.add_member(conn, user.id, org.id, args.role, now)
+        audit.record(conn, org_id=org.id, actor=audit.CLI, action="user.create", target_kind="user",
+                     target_id=user.id, after={"email": user.email, "role": args.role}, now=now)  # fmt: skip
+    print(f"created user {user.email} ({args.role} of {org.slug})")
+    return 0
+
+
+def views_slug(name: str) -> str:
+    from tokiflow.engine.monitors import slugify
+
+    return slugify(name)
+
+
+def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    now = SystemClock().now()
+    with _transaction(settings) as conn:
+        org = _org(conn, args.org)
+        try:
+            new = auth.create_api_key(conn, org_id=org.id, name=args.name, read_only=args.read_only,
+                                      now=now, created_by="cli")  # fmt: skip
+        except ValueError as exc:
+            raise AdminError(str(exc)) from None
+        audit.record(conn, org_id=org.id, actor=audit.CLI, action="apikey.create", target_kind="apikey",
+                     target_id=new.row.id, after={"name": args.name, "read_only": args.read_only},
+                     now=now)  # fmt: skip
+    print(new.key)
+    return 0
+
+
 AddCommon = Callable[[argparse.ArgumentParser], None]
 
 
@@ -308,6 +331,29 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
         add_common(act)
         act.add_argument("id", type=int, help="the incident number (see 'incidents list')")
         act.set_defaults(handler=cmd_incidents_act)
+
+    user = sub.add_parser("user", help="create users (local data folder)")
+    usub = user.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ucreate = usub.add_parser("create", help="create a user and add them to an organisation")
+    add_common(ucreate)
+    ucreate.add_argument("--email", required=True, help="the user's email (their sign-in name)")
+    ucreate.add_argument("--name", help="display name")
+    ucreate.add_argument("--password-stdin", action="store_true",
+                         help="read the password from standard input (one line)")  # fmt: skip
+    ucreate.add_argument("--org", help="organisation name (created if missing; default: the first)")
+    ucreate.add_argument(
+        "--role", default="owner", choices=accounts.ROLES, help="role (default owner)"
+    )
+    ucreate.set_defaults(handler=cmd_user_create)
+
+    key = sub.add_parser("apikey", help="create API keys (local data folder)")
+    ksub = key.add_subparsers(dest="action", metavar="ACTION", required=True)
+    kcreate = ksub.add_parser("create", help="create an API key and print it (shown only once)")
+    add_common(kcreate)
+    kcreate.add_argument("--org", help="organisation slug (default: the first)")
+    kcreate.add_argument("--name", required=True, help="what the key is for")
+    kcreate.add_argument("--read-only", action="store_true", help="a key that can only read")
+    kcreate.set_defaults(handler=cmd_apikey_create)
 
     org = sub.add_parser("orgs", help="list organisations and their ping keys")
     osub = org.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -203,6 +203,175 @@ def m0002_alerts(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m0003_analytics(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        ALTER TABLE monitors ADD COLUMN anomaly_alerts INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE monitors ADD COLUMN anomaly_factor REAL NOT NULL DEFAULT 1.5;
+        ALTER TABLE monitors ADD COLUMN anomaly_z REAL NOT NULL DEFAULT 3.0;
+        ALTER TABLE monitors ADD COLUMN output_drop REAL NOT NULL DEFAULT 0.3;
+        ALTER TABLE monitors ADD COLUMN output_limit INTEGER;
+        ALTER TABLE monitors ADD COLUMN output_tracked INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN output_size INTEGER;
+        CREATE TABLE monitor_stats (
+            monitor_id INTEGER PRIMARY KEY REFERENCES monitors(id) ON DELETE CASCADE,
+            runs INTEGER NOT NULL DEFAULT 0,
+            mean REAL NOT NULL DEFAULT 0,
+            m2 REAL NOT NULL DEFAULT 0,
+            min_duration REAL,
+            max_duration REAL,
+            outputs INTEGER NOT NULL DEFAULT 0,
+            recent_sizes TEXT NOT NULL DEFAULT '',
+            anomaly_incident INTEGER,
+            output_incident INTEGER,
+            updated_at TEXT
+        );
+        CREATE TABLE outputs (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            org_id INTEGER NOT NULL,
+            run_id INTEGER,
+            created_at TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            kept INTEGER NOT NULL,
+            stored INTEGER NOT NULL,
+            redactions INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (monitor_id, n)
+        ) WITHOUT ROWID;
+        CREATE INDEX outputs_age ON outputs(created_at);
+        CREATE INDEX outputs_org ON outputs(org_id, created_at);
+        CREATE TABLE redaction_patterns (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            pattern TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            UNIQUE (org_id, pattern)
+        );
+        """,
+    )
+
+
+@migrations()
+def m0004_accounts(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            password_hash TEXT NOT NULL,
+            totp_secret BLOB,
+            tz TEXT NOT NULL DEFAULT 'UTC',
+            created_at TEXT NOT NULL,
+            last_login_at TEXT,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until TEXT
+        );
+        CREATE TABLE memberships (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer', 'billing')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, org_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX memberships_org ON memberships(org_id);
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            csrf_token TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            ip TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX sessions_user ON sessions(user_id);
+        CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            read_only INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            last_used_at TEXT,
+            revoked_at TEXT,
+            created_by TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX api_keys_org ON api_keys(org_id);
+        CREATE TABLE invitations (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            email TEXT NOT NULL COLLATE NOCASE,
+            role TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            invited_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            accepted_at TEXT
+        );
+        CREATE INDEX invitations_org ON invitations(org_id);
+        CREATE TABLE password_resets (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        );
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            org_id INTEGER REFERENCES orgs(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'key', 'cli', 'system')),
+            actor_id INTEGER,
+            actor_label TEXT NOT NULL DEFAULT '',
+            action TEXT NOT NULL,
+            target_kind TEXT NOT NULL DEFAULT '',
+            target_id TEXT NOT NULL DEFAULT '',
+            before TEXT,
+            after TEXT,
+            ip TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_log_org ON audit_log(org_id, id);
+        CREATE TABLE incident_comments (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+            author TEXT NOT NULL,
+            body TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX incident_comments_incident ON incident_comments(incident_id);
+        CREATE TABLE notification_prefs (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            mode TEXT NOT NULL DEFAULT 'immediate' CHECK (mode IN ('immediate', 'digest', 'off')),
+            tags TEXT NOT NULL DEFAULT '',
+            quiet_start TEXT,
+            quiet_end TEXT,
+            PRIMARY KEY (user_id, org_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE device_codes (
+            id INTEGER PRIMARY KEY,
+            user_code TEXT NOT NULL UNIQUE,
+            device_code_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            approved_by INTEGER REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER REFERENCES orgs(id) ON DELETE CASCADE,
+            api_key TEXT
+        );
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, and which the code would still apply."""
