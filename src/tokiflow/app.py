@@ -20,7 +20,7 @@ from tokiflow.engine.scheduler import Scheduler
 from tokiflow.storage import monitors, orgs
 from tokiflow.storage.crypto import Sealer, load_or_create_key
 from tokiflow.storage.database import Database
-from tokiflow.web import appkeys, operations, ping_hc, system
+from tokiflow.web import appkeys, hc_api, operations, ping_hc, system
 from tokiflow.web.api import v1 as api_v1
 from tokiflow.web.ratelimit import RateLimiter
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     ping_hc.add_routes(app)
     operations.add_routes(app)
     api_v1.setup(app)
+    hc_api.add_routes(app)
     return app
 
 

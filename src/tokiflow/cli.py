@@ -116,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "version":
             print(__version__)
             return 0
+        if getattr(args, "no_settings", False):
+            # The job wrapper must run the job whatever the server settings say.
+            return int(args.handler(None, args))
         settings = settings_from(args)
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":

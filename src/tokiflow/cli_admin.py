@@ -30,7 +30,7 @@ class AdminError(StorageError):
 
 
 @contextmanager
-def _transaction(settings: Settings) -> Iterator[sqlite3.Connection]:
+def transaction(settings: Settings) -> Iterator[sqlite3.Connection]:
     prepare_data_dir(settings.data_dir)
     migrate(settings.db_path)
     conn = connect(settings.db_path)
@@ -46,7 +46,7 @@ def _transaction(settings: Settings) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def _org(conn: sqlite3.Connection, slug: str | None) -> Org:
+def org_for(conn: sqlite3.Connection, slug: str | None) -> Org:
     if slug is None:
         return orgs.ensure_default(conn, SystemClock().now())
     org = orgs.by_slug(conn, slug)
@@ -65,8 +65,8 @@ def monitor_json(m: Monitor, org: Org | None, settings: Settings) -> dict[str, A
 
 
 def cmd_monitors_add(settings: Settings, args: argparse.Namespace) -> int:
-    with _transaction(settings) as conn:
-        org = _org(conn, args.org)
+    with transaction(settings) as conn:
+        org = org_for(conn, args.org)
         try:
             spec = build_spec(
                 org_id=org.id, name=args.name, slug=args.slug, period=args.period,
@@ -189,7 +189,7 @@ def cmd_incidents_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_incidents_act(settings: Settings, args: argparse.Namespace) -> int:
     now = SystemClock().now()
-    with _transaction(settings) as conn:
+    with transaction(settings) as conn:
         try:
             if args.action == "ack":
                 inc = incident_actions.acknowledge(conn, args.id, now)
@@ -202,7 +202,7 @@ def cmd_incidents_act(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_orgs_list(settings: Settings, args: argparse.Namespace) -> int:
-    with _transaction(settings) as conn:
+    with transaction(settings) as conn:
         orgs.ensure_default(conn, SystemClock().now())
         rows = [{"slug": o.slug, "name": o.name, "ping_key": o.ping_key,
                  "created_at": _iso(o.created_at)} for o in orgs.list_all(conn)]  # fmt: skip
@@ -225,7 +225,7 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     except auth.PasswordPolicyError as exc:
         raise AdminError(str(exc)) from None
     now = SystemClock().now()
-    with _transaction(settings) as conn:
+    with transaction(settings) as conn:
         if args.org:
             org = orgs.by_slug(conn, views_slug(args.org)) or orgs.create(
                 conn, views_slug(args.org), args.org, now
@@ -251,8 +251,8 @@ def views_slug(name: str) -> str:
 
 def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
     now = SystemClock().now()
-    with _transaction(settings) as conn:
-        org = _org(conn, args.org)
+    with transaction(settings) as conn:
+        org = org_for(conn, args.org)
         try:
             new = auth.create_api_key(conn, org_id=org.id, name=args.name, read_only=args.read_only,
                                       now=now, created_by="cli")  # fmt: skip

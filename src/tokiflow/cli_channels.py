@@ -15,7 +15,7 @@ from typing import Any
 from tokiflow.channels.base import ChannelConfigError, ChannelError, SendContext
 from tokiflow.channels.http import Outbound
 from tokiflow.channels.registry import CHANNELS
-from tokiflow.cli_admin import AdminError, _iso, _org, _org_readonly, _read, _transaction
+from tokiflow.cli_admin import AdminError, _iso, _org_readonly, _read, org_for, transaction
 from tokiflow.clock import SystemClock
 from tokiflow.config import Settings
 from tokiflow.engine import channel_setup
@@ -42,9 +42,9 @@ def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
         config = json.loads(args.channel_config)
     except json.JSONDecodeError as exc:
         raise AdminError(f"--config is not valid JSON: {exc.msg} at column {exc.colno}") from None
-    with _transaction(settings) as conn:
+    with transaction(settings) as conn:
         sealer = _sealer(settings)
-        org = _org(conn, args.org)
+        org = org_for(conn, args.org)
         try:
             row = channel_setup.create(
                 conn, sealer, org_id=org.id, kind=args.kind, name=args.name, config=config,
@@ -110,7 +110,7 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
 
     ok, detail, latency = asyncio.run(send())
     now = clock.now()
-    with _transaction(settings) as conn:
+    with transaction(settings) as conn:
         key = f"test-{row.id}-{now.timestamp():.6f}"
         notification_id = notifications.enqueue(
             conn, org_id=row.org_id, channel_id=row.id, incident_id=None, event="test",
@@ -134,7 +134,7 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_delete(settings: Settings, args: argparse.Namespace) -> int:
-    with _transaction(settings) as conn:
+    with transaction(settings) as conn:
         if not channels.delete(conn, args.id):
             raise AdminError(f"no channel #{args.id}")
     print(f"deleted channel #{args.id}")
