@@ -20,6 +20,7 @@ from tokiflow.engine.scheduler import Scheduler
 from tokiflow.storage import monitors, orgs
 from tokiflow.storage.crypto import Sealer, load_or_create_key
 from tokiflow.storage.database import Database
+from tokiflow.storage.outputs import OutputStore
 from tokiflow.web import appkeys, hc_api, operations, ping_hc, system
 from tokiflow.web.api import v1 as api_v1
 from tokiflow.web.ratelimit import RateLimiter
@@ -69,6 +70,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.DB] = db
     key = await asyncio.to_thread(load_or_create_key, settings.data_dir, settings.secret_key)
     app[appkeys.SEALER] = Sealer(key)
+    app[appkeys.OUTPUTS] = OutputStore(
+        settings.outputs_dir, app[appkeys.SEALER], limit=settings.output_capture_limit
+    )
     checkpoints = asyncio.create_task(db.run_checkpoints(app[appkeys.CLOCK]), name="checkpoints")
     try:
         yield
@@ -86,6 +90,10 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     """The scheduler (deadlines rebuilt from the database) and the retention task."""
     db = app[appkeys.DB]
     clock = app[appkeys.CLOCK]
+    settings = app[appkeys.SETTINGS]
+    output_policy = retention.OutputPolicy(
+        settings.outputs_dir, settings.output_retention, settings.output_max_total
+    )
     started_at = clock.now()
     await db.write(lambda conn: orgs.ensure_default(conn, started_at))
     scheduler = Scheduler(db, clock, started_at=started_at)
@@ -99,7 +107,8 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(dispatcher.run(), name="dispatcher"),
         asyncio.create_task(
-            retention.run(db, clock, app[appkeys.SETTINGS].retention), name="retention"
+            retention.run(db, clock, settings.retention, output_policy=output_policy),
+            name="retention",
         ),
     ]
     try:

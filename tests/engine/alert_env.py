@@ -90,7 +90,7 @@ class AlertEnv:
     async def ping(self, m: Monitor, kind: str = "success", **kw: Any) -> None:
         ev = PingEvent(kind=kind, received_at=self.clock.now(), uuid=m.uuid, **kw)
         out = await ingest(self.db, self.scheduler, ev, pings_kept=1000)
-        if out.transition is not None and out.transition.changed:
+        if out.alerts_queued:
             self.dispatcher.poke()
 
     async def set(self, m: Monitor, **fields: Any) -> None:

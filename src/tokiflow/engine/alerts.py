@@ -47,7 +47,12 @@ def output_tail(conn: sqlite3.Connection, monitor_id: int) -> str:
     ).fetchone()
     if row is None or row[0] is None:
         return ""
-    text = bytes(row[0]).decode("utf-8", errors="replace")
+    return tail_of(bytes(row[0]))
+
+
+def tail_of(data: bytes) -> str:
+    """The last lines of some output, short enough for a chat message."""
+    text = data.decode("utf-8", errors="replace")
     tail = "\n".join(text.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
     return tail[-OUTPUT_TAIL_CHARS:]
 

@@ -24,7 +24,7 @@ from tokiflow.channels.registry import CHANNELS
 from tokiflow.clock import Clock
 from tokiflow.config import Settings
 from tokiflow.engine import alerts
-from tokiflow.storage import channels, notifications
+from tokiflow.storage import channels, monitors, notifications, outputs
 from tokiflow.storage.channels import ChannelRow
 from tokiflow.storage.crypto import CryptoError, Sealer
 from tokiflow.storage.database import Database
@@ -89,6 +89,9 @@ class Dispatcher:
             timeout=float(settings.outbound_timeout), block_private=settings.outbound_block_private
         )
         self._ctx = SendContext(settings=settings, http=self.http, clock=clock)
+        self._outputs = outputs.OutputStore(
+            settings.outputs_dir, sealer, limit=settings.output_capture_limit
+        )
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_channel: dict[int, asyncio.Semaphore] = {}
@@ -176,7 +179,7 @@ class Dispatcher:
                 if row is None:
                     raise ChannelError("the channel was deleted", permanent=True)
                 channel = make_channel(row, self._sealer, self._ctx)
-                alert = self._with_links(Alert.from_json(n.message))
+                alert = await self._complete(self._with_links(Alert.from_json(n.message)))
                 status = await asyncio.wait_for(
                     channel.send(alert), timeout=self._settings.outbound_timeout * 3
                 )
@@ -191,6 +194,19 @@ class Dispatcher:
         await self._record(
             n, ok=ok, status=status, error=error, permanent=permanent, latency=latency
         )
+
+    async def _complete(self, alert: Alert) -> Alert:
+        """Add the tail of the job's captured output (kept encrypted on disk, so it is read here
+        rather than when the notification was queued)."""
+        if alert.output_tail or alert.event == "resolved" or not alert.monitor_uuid:
+            return alert
+
+        def read(conn: Any) -> str:
+            m = monitors.by_uuid(conn, alert.monitor_uuid)
+            found = None if m is None else outputs.latest_output(conn, self._outputs, m)
+            return "" if found is None else alerts.tail_of(found[1])
+
+        return dataclasses.replace(alert, output_tail=await self._db.read(read))
 
     def _with_links(self, alert: Alert) -> Alert:
         if alert.incident_id is None:

@@ -7,14 +7,15 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass
 
+from tokiflow.engine import anomaly, states
 from tokiflow.engine import monitors as monitor_defs
-from tokiflow.engine import states
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.engine.schedules import format_duration
 from tokiflow.storage import monitors as store
 from tokiflow.storage import orgs, pings, runs
 from tokiflow.storage.database import Database
 from tokiflow.storage.monitors import Monitor
+from tokiflow.storage.outputs import OutputStore
 from tokiflow.storage.pings import Ping
 
 KINDS = ("start", "success", "fail", "log")
@@ -50,6 +51,11 @@ class PingOutcome:
     monitor: Monitor | None = None
     kind: str | None = None
     transition: states.Transition | None = None
+    alerts_queued: bool = False  # the dispatcher has something new to send
+
+
+def _last_notification(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM notifications").fetchone()[0])
 
 
 def _find(conn: sqlite3.Connection, ev: PingEvent) -> tuple[str, Monitor | None]:
@@ -78,8 +84,14 @@ def record_ping(
     *,
     started_at: dt.datetime,
     pings_kept: int,
+    stats_window: int = 100,
+    outputs: OutputStore | None = None,
 ) -> PingOutcome:
-    """Store a ping and apply it to its monitor; runs in the writer."""
+    """Store a ping and apply it to its monitor; runs in the writer.
+
+    With `outputs`, a non-empty body is captured to disk (redacted, capped, encrypted) instead
+    of the ping row; `stats_window` is how many recent runs the anomaly median looks at.
+    """
     result, m = _find(conn, ev)
     if m is None:
         return PingOutcome(result)
@@ -94,33 +106,54 @@ def record_ping(
     transition: states.Transition | None = None
     fields: dict[str, object] = {"n_pings": n}
     run = None
+    run_id: int | None = None
     if kind == "start":
-        open_count, since = m.open_runs, m.running_since
-        window_start = now - states.RUN_PAIRING_WINDOW
-        if since is not None and since < window_start:
-            # Runs too old to pair with a finish would show the monitor running forever.
-            open_count -= runs.abandon_stale(conn, m.id, window_start, now)
-            since = runs.oldest_open_start(conn, m.id)
-        runs.start(conn, m.id, ev.rid, now, n)
-        fields.update(last_start_at=now, open_runs=open_count + 1, running_since=since or now)
+        run_id = _start_run(conn, m, ev, n, fields)
     elif kind in ("success", "fail") and m.open_runs:
         run = runs.find_open(conn, m.id, ev.rid, now - states.RUN_PAIRING_WINDOW)
-        if run is not None and run.started_at is not None:
-            duration = max((now - run.started_at).total_seconds(), 0.0)
+        if run is not None:
+            run_id = run.id
+            if run.started_at is not None:
+                duration = max((now - run.started_at).total_seconds(), 0.0)
+    body = ev.body or None
+    if body is not None and outputs is not None:
+        # Captured output lives on disk, redacted and encrypted; the ping row keeps no body.
+        outputs.capture(conn, m, n, body, ev.body_size, now, run_id)
+        body = None
     pings.insert(
         conn,
         Ping(m.id, n, now, kind, ev.exit_status, ev.rid, ev.method, ev.scheme, ev.remote_addr,
-             ev.user_agent, ev.protocol, ev.body or None, ev.body_size, duration),
+             ev.user_agent, ev.protocol, body, ev.body_size, duration),
     )  # fmt: skip
+    queued = False
     if kind in ("success", "fail"):
-        transition = _finish(conn, m, kind, ev, run, duration, n, fields, started_at)
+        # An incident can open or resolve here (FAIL, ANOMALY, OUTPUT, recovery): notice when
+        # alerts were queued so the caller can wake the dispatcher (a rowid max is O(1)).
+        before = _last_notification(conn)
+        transition = _finish(conn, m, kind, ev, run, duration, n, fields, started_at, stats_window)
+        queued = _last_notification(conn) != before
     if transition is None:
         m = states.set_state(conn, m, now, started_at, fields, "")
     else:
         m = transition.monitor
     if n % PRUNE_EVERY == 0 and n > pings_kept:
         pings.prune(conn, m.id, n, pings_kept)
-    return PingOutcome(result, m, kind, transition)
+    return PingOutcome(result, m, kind, transition, queued)
+
+
+def _start_run(
+    conn: sqlite3.Connection, m: Monitor, ev: PingEvent, n: int, fields: dict[str, object]
+) -> int:
+    now = ev.received_at
+    open_count, since = m.open_runs, m.running_since
+    window_start = now - states.RUN_PAIRING_WINDOW
+    if since is not None and since < window_start:
+        # Runs too old to pair with a finish would show the monitor running forever.
+        open_count -= runs.abandon_stale(conn, m.id, window_start, now)
+        since = runs.oldest_open_start(conn, m.id)
+    run_id = runs.start(conn, m.id, ev.rid, now, n)
+    fields.update(last_start_at=now, open_runs=open_count + 1, running_since=since or now)
+    return run_id
 
 
 def _finish(
@@ -133,8 +166,11 @@ def _finish(
     n: int,
     fields: dict[str, object],
     started_at: dt.datetime,
+    stats_window: int,
 ) -> states.Transition:
     now = ev.received_at
+    # Output sizes are tracked once a monitor has sent output, so that an empty one is noticed.
+    output_size = max(ev.body_size, len(ev.body)) if ev.body or m.output_tracked else None
     failed = kind == "fail"
     reason = _fail_reason(ev)
     if not failed and m.min_runtime is not None and duration is not None:
@@ -148,6 +184,7 @@ def _finish(
         runs.finish(
             conn, run.id, status="fail" if failed else "success", at=now, duration=duration,
             exit_status=ev.exit_status, ping_n=n, reason=reason if failed else "",
+            output_size=output_size,
         )  # fmt: skip
         fields["open_runs"] = max(m.open_runs - 1, 0)
         fields["running_since"] = runs.oldest_open_start(conn, m.id)
@@ -157,7 +194,15 @@ def _finish(
     if not failed:
         fields.update(status="up", last_success_at=now, consecutive_failures=0)
         states.resolve_on_recovery(conn, m, now)
+        opened = None
+        if duration is not None or output_size is not None:
+            if ev.body and not m.output_tracked:
+                fields["output_tracked"] = True
+            finish = anomaly.Finish(True, run.id if run else None, duration, output_size)
+            opened = anomaly.apply_finish(conn, m, finish, now, window=stats_window)
         new = states.set_state(conn, m, now, started_at, fields, "success ping")
+        if opened is not None:
+            return states.Transition(m.status, new.status, new, *opened)
         return states.Transition(m.status, new.status, new)
     failures = m.consecutive_failures + 1
     fields["consecutive_failures"] = failures
@@ -183,7 +228,13 @@ def _fail_reason(ev: PingEvent) -> str:
 
 
 async def ingest(
-    db: Database, scheduler: Scheduler, ev: PingEvent, *, pings_kept: int
+    db: Database,
+    scheduler: Scheduler,
+    ev: PingEvent,
+    *,
+    pings_kept: int,
+    stats_window: int = 100,
+    outputs: OutputStore | None = None,
 ) -> PingOutcome:
     """Record a ping durably; returns once it is committed, with the scheduler updated."""
 
@@ -192,6 +243,13 @@ async def ingest(
             scheduler.set_deadline(outcome.monitor.id, outcome.monitor.next_check_at)
 
     return await db.write(
-        lambda conn: record_ping(conn, ev, started_at=scheduler.started_at, pings_kept=pings_kept),
+        lambda conn: record_ping(
+            conn,
+            ev,
+            started_at=scheduler.started_at,
+            pings_kept=pings_kept,
+            stats_window=stats_window,
+            outputs=outputs,
+        ),  # fmt: skip
         after_commit=after,
     )

@@ -46,6 +46,12 @@ class Monitor:
     updated_at: dt.datetime
     renotify_every: int | None
     notify_resolve: bool
+    anomaly_alerts: bool
+    anomaly_factor: float
+    anomaly_z: float
+    output_drop: float
+    output_limit: int | None
+    output_tracked: bool
 
 
 COLUMNS = (
@@ -53,7 +59,8 @@ COLUMNS = (
     "max_runtime, min_runtime, methods, manual_resume, failure_tolerance, late_incidents, status, "
     "last_ping_at, last_success_at, last_start_at, last_duration, running_since, due_at, "
     "next_check_at, consecutive_failures, n_pings, open_runs, created_at, updated_at, "
-    "renotify_every, notify_resolve"
+    "renotify_every, notify_resolve, anomaly_alerts, anomaly_factor, anomaly_z, output_drop, "
+    "output_limit, output_tracked"
 )
 _TIME_FIELDS = {
     "last_ping_at",
@@ -74,6 +81,7 @@ def from_row(r: tuple) -> Monitor:
         r[14], bool(r[15]), r[16], bool(r[17]), r[18], opt_from_db(r[19]), opt_from_db(r[20]),
         opt_from_db(r[21]), r[22], opt_from_db(r[23]), opt_from_db(r[24]), opt_from_db(r[25]),
         r[26], r[27], r[28], from_db(r[29]), from_db(r[30]), r[31], bool(r[32]),
+        bool(r[33]), r[34], r[35], r[36], r[37], bool(r[38]),
     )  # fmt: skip
 
 

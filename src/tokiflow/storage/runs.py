@@ -22,18 +22,20 @@ class Run:
     start_ping: int | None
     end_ping: int | None
     reason: str
+    output_size: int | None = None
 
 
 _COLUMNS = (
     "id, monitor_id, rid, status, started_at, finished_at, duration, exit_status, start_ping, "
-    "end_ping, reason"
+    "end_ping, reason, output_size"
 )
 
 
 def _row(r: tuple) -> Run:
     return Run(
-        r[0], r[1], r[2], r[3], opt_from_db(r[4]), opt_from_db(r[5]), r[6], r[7], r[8], r[9], r[10]
-    )
+        r[0], r[1], r[2], r[3], opt_from_db(r[4]), opt_from_db(r[5]), r[6], r[7], r[8], r[9], r[10],
+        r[11],
+    )  # fmt: skip
 
 
 def start(
@@ -76,12 +78,14 @@ def finish(
     exit_status: int | None,
     ping_n: int | None,
     reason: str = "",
+    output_size: int | None = None,
 ) -> bool:
-    """Close an open run; False if it was already closed (no transition happens twice)."""
+    """Close an open run; False if it was already closed (no transition happens twice).
+    `output_size` is the size of the output the finish brought (None: no body)."""
     cur = conn.execute(
         "UPDATE runs SET status = ?, finished_at = ?, duration = ?, exit_status = ?, "
-        "end_ping = ?, reason = ? WHERE id = ? AND status = 'running'",
-        (status, to_db(at), duration, exit_status, ping_n, reason, run_id),
+        "end_ping = ?, reason = ?, output_size = ? WHERE id = ? AND status = 'running'",
+        (status, to_db(at), duration, exit_status, ping_n, reason, output_size, run_id),
     )
     return cur.rowcount == 1
 
@@ -112,6 +116,11 @@ def oldest_open_start(conn: sqlite3.Connection, monitor_id: int) -> dt.datetime 
         (monitor_id,),
     ).fetchone()
     return opt_from_db(row[0])
+
+
+def get(conn: sqlite3.Connection, run_id: int) -> Run | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else _row(row)
 
 
 def recent(conn: sqlite3.Connection, monitor_id: int, limit: int = 50) -> list[Run]:

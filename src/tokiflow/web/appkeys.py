@@ -13,6 +13,7 @@ from tokiflow.engine.dispatcher import Dispatcher
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.storage.crypto import Sealer
 from tokiflow.storage.database import Database
+from tokiflow.storage.outputs import OutputStore
 from tokiflow.web.ratelimit import RateLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,3 +26,4 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 # Checks a TOTP code for a user at a time (set by the two-factor module).
 TOTP_CHECK = web.AppKey[Callable[[Any, str, Any], bool]]("totp_check")
+OUTPUTS = web.AppKey("outputs", OutputStore)

@@ -12,6 +12,7 @@ import uuid as uuidlib
 from aiohttp import web
 
 from tokiflow.engine.pings import PingEvent, ingest
+from tokiflow.storage.outputs import OutputError
 from tokiflow.storage.writer import WriteFailed, WriterClosed
 from tokiflow.web import appkeys
 
@@ -149,15 +150,16 @@ async def ping(request: web.Request) -> web.Response:
     )
     try:
         outcome = await ingest(
-            app[appkeys.DB], app[appkeys.SCHEDULER], ev, pings_kept=settings.pings_kept
-        )
-    except (WriteFailed, WriterClosed, sqlite3.Error) as exc:
+            app[appkeys.DB], app[appkeys.SCHEDULER], ev, pings_kept=settings.pings_kept,
+            stats_window=settings.stats_window, outputs=app[appkeys.OUTPUTS],
+        )  # fmt: skip
+    except (WriteFailed, WriterClosed, sqlite3.Error, OutputError) as exc:
         log.error("ping not stored: %s", exc)
         resp = reply(request, 503, "storage unavailable, try again")
         resp.headers["Retry-After"] = "5"
         return resp
-    if outcome.transition is not None and outcome.transition.changed:
-        app[appkeys.DISPATCHER].poke()  # an incident may have opened or resolved
+    if outcome.alerts_queued:
+        app[appkeys.DISPATCHER].poke()
     status, text = _REPLIES[outcome.result]
     return reply(request, status, text)
 
