@@ -12,7 +12,7 @@ import pytest
 
 from tests.cli_helpers import Server, free_port, run
 from tokiflow.sdk import Monitor
-from tokiflow.storage import monitors, pings, runs
+from tokiflow.storage import monitors, outputs, pings, runs
 from tokiflow.storage.db import connect
 
 
@@ -29,7 +29,8 @@ class Stored:
         try:
             m = monitors.by_uuid(conn, self.uuid)
             assert m is not None
-            return list(reversed(pings.recent(conn, m.id)))
+            store = outputs.open_store(self.data_dir)
+            return list(reversed(outputs.with_bodies(conn, store, m, pings.recent(conn, m.id))))
         finally:
             conn.close()
 

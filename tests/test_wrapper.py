@@ -16,7 +16,7 @@ import pytest
 
 from tests.cli_helpers import Server, assert_one_clear_line, free_port, run
 from tokiflow import wrapper
-from tokiflow.storage import monitors, pings, runs
+from tokiflow.storage import monitors, outputs, pings, runs
 from tokiflow.storage.db import connect
 
 PY = sys.executable
@@ -52,7 +52,8 @@ class Job:
         try:
             m = monitors.by_uuid(conn, self.uuid)
             assert m is not None
-            return list(reversed(pings.recent(conn, m.id)))
+            store = outputs.open_store(self.data_dir)
+            return list(reversed(outputs.with_bodies(conn, store, m, pings.recent(conn, m.id))))
         finally:
             conn.close()
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from tokiflow.clock import FakeClock
 from tokiflow.config import Settings
 from tokiflow.engine.monitors import build_spec, create_monitor, insert_monitor
-from tokiflow.storage import incidents, monitors, orgs, pings, runs
+from tokiflow.storage import incidents, monitors, orgs, outputs, pings, runs
 from tokiflow.storage.incidents import Incident
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.orgs import Org
@@ -61,7 +61,10 @@ async def monitor(client: TestClient, m: Monitor) -> Monitor:
 
 async def stored_pings(client: TestClient, m: Monitor) -> list[Ping]:
     """The monitor's pings, oldest first."""
-    newest_first = await app_of(client)[appkeys.DB].read(lambda conn: pings.recent(conn, m.id))
+    store = app_of(client)[appkeys.OUTPUTS]
+    newest_first = await app_of(client)[appkeys.DB].read(
+        lambda conn: outputs.with_bodies(conn, store, m, pings.recent(conn, m.id))
+    )
     return newest_first[::-1]
 
 

@@ -11,6 +11,7 @@ same file. Files left behind by a batch that never committed are removed by rete
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokiflow.redaction import check_patterns, redact_bytes
-from tokiflow.storage.crypto import CryptoError, Sealer
+from tokiflow.storage.crypto import CryptoError, Sealer, load_or_create_key
 from tokiflow.storage.monitors import Monitor
+from tokiflow.storage.pings import Ping
 from tokiflow.storage.timefmt import from_db, to_db
 from tokiflow.storage.writer import WriteFailed
 
@@ -317,3 +319,27 @@ def remove_pattern(conn: sqlite3.Connection, org_id: int, pattern_id: int) -> bo
         "DELETE FROM redaction_patterns WHERE id = ? AND org_id = ?", (pattern_id, org_id)
     )
     return cur.rowcount == 1
+
+
+def ping_body(conn: sqlite3.Connection, store: OutputStore, m: Monitor, p: Ping) -> bytes | None:
+    """A ping's body as stored: in the ping row, or captured (decrypted) in the output store.
+
+    Raises OutputError for a captured file that cannot be read (damaged, tampered with)."""
+    if p.body is not None:
+        return p.body
+    ref = get(conn, m.id, p.n)
+    return None if ref is None else store.read(m.uuid, ref)
+
+
+def with_bodies(
+    conn: sqlite3.Connection, store: OutputStore, m: Monitor, rows: list[Ping]
+) -> list[Ping]:
+    """The pings with their captured bodies filled in."""
+    return [dataclasses.replace(p, body=ping_body(conn, store, m, p)) for p in rows]
+
+
+def open_store(data_dir: Path, *, secret_key: str = "", limit: int = 32 * 1024) -> OutputStore:
+    """The output store of a data folder, for commands and tests working beside the server."""
+    return OutputStore(
+        data_dir / "outputs", Sealer(load_or_create_key(data_dir, secret_key)), limit=limit
+    )

@@ -60,6 +60,13 @@ def recent(conn: sqlite3.Connection, monitor_id: int, limit: int = 100) -> list[
     return [_row(r) for r in rows]
 
 
+def get(conn: sqlite3.Connection, monitor_id: int, n: int) -> Ping | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM pings WHERE monitor_id = ? AND n = ?", (monitor_id, n)
+    ).fetchone()
+    return None if row is None else _row(row)
+
+
 def count(conn: sqlite3.Connection, monitor_id: int) -> int:
     return int(
         conn.execute("SELECT count(*) FROM pings WHERE monitor_id = ?", (monitor_id,)).fetchone()[0]

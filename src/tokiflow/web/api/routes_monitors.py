@@ -10,7 +10,7 @@ from aiohttp import web
 from tokiflow.engine import audit, monitor_ops, views
 from tokiflow.engine import incidents as incident_actions
 from tokiflow.engine.monitors import MonitorError, build_spec, create_monitor
-from tokiflow.storage import incidents, monitors, pings, runs
+from tokiflow.storage import incidents, monitors, outputs, pings, runs
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.timefmt import from_db, to_db
 from tokiflow.web import appkeys
@@ -240,14 +240,18 @@ async def list_pings(req: ApiRequest) -> Any:
 async def ping_body(req: ApiRequest) -> Any:
     m = await _monitor(req)
     n = req.path_int("n", "ping")
-    row = await req.app[appkeys.DB].read(
-        lambda c: c.execute(
-            "SELECT body FROM pings WHERE monitor_id = ? AND n = ?", (m.id, n)
-        ).fetchone()
-    )
-    if row is None:
+    store = req.app[appkeys.OUTPUTS]
+
+    def read(conn: sqlite3.Connection) -> bytes | None:
+        ping = pings.get(conn, m.id, n)
+        return None if ping is None else outputs.ping_body(conn, store, m, ping) or b""
+
+    try:
+        body = await req.app[appkeys.DB].read(read)
+    except outputs.OutputError as exc:
+        raise ApiError(409, f"the stored output cannot be read: {exc}") from None
+    if body is None:
         raise not_found("ping")
-    body = bytes(row[0] or b"")
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
