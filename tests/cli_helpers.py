@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -35,6 +36,8 @@ class Server:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKIFLOW_")}
+        self._out = tempfile.TemporaryFile("w+")
+        self._err = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -47,20 +50,27 @@ class Server:
                 str(data_dir),
                 *extra,
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            # Files, not pipes: a pipe nobody reads fills up and blocks the server's logging.
+            stdout=self._out,
+            stderr=self._err,
             text=True,
             env=env,
         )
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def output(self) -> tuple[str, str]:
+        """What the server printed so far (stdout, stderr)."""
+        self._out.flush()
+        self._err.flush()
+        self._out.seek(0)
+        self._err.seek(0)
+        return self._out.read(), self._err.read()
+
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"server exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
-                )
+                raise AssertionError(f"server exited: {self.output()[1]}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
                     if resp.status == 200:
@@ -71,8 +81,18 @@ class Server:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str, str]:
         self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout=timeout)
+        out, err = self.output()
+        self.close()
         return self.proc.returncode, out, err
+
+    def close(self) -> None:
+        """Kill the process if it still runs and close its log files."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
+        self._err.close()
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess[str], text: str) -> None:

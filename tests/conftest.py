@@ -64,6 +64,4 @@ def server_factory() -> Iterator[type[Server]]:
 
     yield Tracked
     for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        s.close()

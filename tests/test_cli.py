@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.cli_helpers import ROOT, Server, assert_one_clear_line, free_port, run
+from tokiflow.storage import monitors, outputs, pings
 from tokiflow.storage.migrations import known_names
 
 
@@ -196,7 +197,12 @@ def test_sigterm_lets_a_request_in_flight_finish_and_flushes_its_write(
         while chunk := sock.recv(4096):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"OK")
-    out, err = server.proc.communicate(timeout=10)
+    server.proc.wait(timeout=10)
+    out, err = server.output()
     assert server.proc.returncode == 0, err
-    stored = sqlite3.connect(data / "tokiflow.db").execute("SELECT body FROM pings").fetchall()
-    assert stored == [(body,)]
+    conn = sqlite3.connect(data / "tokiflow.db")
+    m_row = monitors.by_uuid(conn, m["uuid"])
+    assert m_row is not None
+    [ping] = pings.recent(conn, m_row.id)
+    assert outputs.ping_body(conn, outputs.open_store(data), m_row, ping) == body
+    conn.close()

@@ -339,7 +339,7 @@ async def test_pings_back_off_exponentially_and_give_up_when_the_retry_time_is_s
     clock = InstantClock()
     pinger = wrapper.Pinger(clock=clock, send=refused)
     assert await pinger.ping("http://h/ping/u/0?rid=r", b"", deadline=clock.now + 60) is None
-    assert 55 <= sum(clock.sleeps) <= 60
+    assert 55 <= sum(clock.sleeps) <= 60 + 1e-9  # summed floats may pass 60 by a hair
     assert clock.sleeps[0] <= 0.625 and clock.sleeps[1] >= 0.75 and clock.sleeps[2] >= 1.5
     assert max(clock.sleeps) <= 10
     warnings = capsys.readouterr().err.splitlines()

@@ -21,7 +21,19 @@ from tokiflow.storage import monitors, orgs
 from tokiflow.storage.crypto import Sealer, load_or_create_key
 from tokiflow.storage.database import Database
 from tokiflow.storage.outputs import OutputStore
-from tokiflow.web import appkeys, hc_api, operations, ping_hc, system
+from tokiflow.web import (
+    appkeys,
+    cronitor_api,
+    hc_api,
+    operations,
+    ping_cronitor,
+    ping_hc,
+    ping_kuma,
+    ping_sentry,
+    system,
+    ui,
+)
+from tokiflow.web.api import routes_account
 from tokiflow.web.api import v1 as api_v1
 from tokiflow.web.ratelimit import RateLimiter
 
@@ -57,9 +69,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(operations.ctx)
     app.add_routes(system.routes)
     ping_hc.add_routes(app)
+    for module in (ping_cronitor, ping_sentry, ping_kuma, cronitor_api):
+        module.add_routes(app)
     operations.add_routes(app)
     api_v1.setup(app)
+    routes_account.setup(app)
     hc_api.add_routes(app)
+    ui.setup(app)
     return app
 
 

@@ -92,11 +92,21 @@ def _command_modules() -> list[Any]:
         cli_backup,
         cli_channels,
         cli_crontab,
+        cli_import,
         cli_license,
         cli_run,
     )
 
-    return [cli_admin, cli_channels, cli_run, cli_crontab, cli_analytics, cli_license, cli_backup]
+    return [
+        cli_admin,
+        cli_import,
+        cli_channels,
+        cli_run,
+        cli_crontab,
+        cli_analytics,
+        cli_license,
+        cli_backup,
+    ]
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -30,7 +30,8 @@ class AdminError(StorageError):
 
 
 @contextmanager
-def transaction(settings: Settings) -> Iterator[sqlite3.Connection]:
+def transaction(settings: Settings, *, commit: bool = True) -> Iterator[sqlite3.Connection]:
+    """A write transaction on the data folder's database (`commit=False`: a dry run)."""
     prepare_data_dir(settings.data_dir)
     migrate(settings.db_path)
     conn = connect(settings.db_path)
@@ -41,7 +42,17 @@ def transaction(settings: Settings) -> Iterator[sqlite3.Connection]:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        conn.execute("COMMIT" if commit else "ROLLBACK")
+    finally:
+        conn.close()
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to an existing database (migrated first)."""
+    conn = _read(settings)
+    try:
+        yield conn
     finally:
         conn.close()
 

@@ -12,18 +12,17 @@ import argparse
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
+from tokiflow.cli_admin import reading, transaction
 from tokiflow.clock import SystemClock
 from tokiflow.config import SETTINGS_BY_NAME, Settings
 from tokiflow.engine import analytics
 from tokiflow.engine.anomaly import seconds_words, size_words
 from tokiflow.engine.schedules import format_duration
 from tokiflow.storage import crypto, monitors, orgs, outputs, runs
-from tokiflow.storage.db import StorageError, connect, prepare_data_dir
-from tokiflow.storage.migrations import migrate
+from tokiflow.storage.db import StorageError
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.orgs import Org
 from tokiflow.storage.outputs import OutputError, OutputStore
@@ -36,35 +35,6 @@ _SHADES = " .:-=+*#%@"
 
 class AnalyticsError(StorageError):
     """A command cannot do what was asked; reported as one line."""
-
-
-@contextmanager
-def _reading(settings: Settings) -> Iterator[sqlite3.Connection]:
-    if not settings.db_path.exists():
-        raise AnalyticsError(f"no database in {settings.data_dir} (run 'tokiflow serve' first)")
-    migrate(settings.db_path)
-    conn = connect(settings.db_path, readonly=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextmanager
-def _writing(settings: Settings) -> Iterator[sqlite3.Connection]:
-    prepare_data_dir(settings.data_dir)
-    migrate(settings.db_path)
-    conn = connect(settings.db_path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
 
 
 def _monitor(conn: sqlite3.Connection, uuid: str) -> Monitor:
@@ -125,7 +95,7 @@ def thresholds_json(m: Monitor, settings: Settings) -> dict[str, Any]:
 
 
 def cmd_monitor_stats(settings: Settings, args: argparse.Namespace) -> int:
-    with _reading(settings) as conn:
+    with reading(settings) as conn:
         m = _monitor(conn, args.uuid)
         report = analytics.monitor_report(
             conn, m, SystemClock().now(), days=args.days, window=max(settings.stats_window, 1)
@@ -185,7 +155,7 @@ def _print_heatmap(grid: list[list[int]], tz: str) -> None:
 
 
 def _set(settings: Settings, uuid: str, fields: dict[str, Any]) -> Monitor:
-    with _writing(settings) as conn:
+    with transaction(settings) as conn:
         m = _monitor(conn, uuid)
         if not monitors.update(conn, m.id, m.status, fields):
             raise AnalyticsError("the monitor changed meanwhile; try again")
@@ -245,7 +215,7 @@ def cmd_set_capture(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_analytics(settings: Settings, args: argparse.Namespace) -> int:
-    with _reading(settings) as conn:
+    with reading(settings) as conn:
         org = _org(conn, args.org)
         report = analytics.org_report(conn, org.id, org.slug, SystemClock().now(), days=args.days)
     if args.json:
@@ -268,7 +238,7 @@ def cmd_analytics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_storage(settings: Settings, args: argparse.Namespace) -> int:
-    with _reading(settings) as conn:
+    with reading(settings) as conn:
         slugs = {o.id: o.slug for o in orgs.list_all(conn)}
         rows = [
             {"org": slugs.get(u.org_id, str(u.org_id)), "files": u.files, "stored_bytes": u.stored,
@@ -320,7 +290,7 @@ def _show_output(
 
 
 def cmd_run_output(settings: Settings, args: argparse.Namespace) -> int:
-    with _reading(settings) as conn:
+    with reading(settings) as conn:
         run = runs.get(conn, args.run_id)
         if run is None:
             raise AnalyticsError(f"no run #{args.run_id}")
@@ -332,7 +302,7 @@ def cmd_run_output(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ping_body(settings: Settings, args: argparse.Namespace) -> int:
-    with _reading(settings) as conn:
+    with reading(settings) as conn:
         return _show_output(settings, conn, _monitor(conn, args.uuid), args.n, args)
 
 
@@ -341,7 +311,7 @@ def cmd_ping_body(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_redactions(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
-        with _reading(settings) as conn:
+        with reading(settings) as conn:
             org = _org(conn, args.org)
             found = outputs.list_patterns(conn, org.id)
         rows = [{"id": p.id, "pattern": p.pattern, "note": p.note,
@@ -353,7 +323,7 @@ def cmd_redactions(settings: Settings, args: argparse.Namespace) -> int:
         for r in [] if args.json else rows:
             print(f"#{r['id']:<4} {r['pattern']}" + (f"  ({r['note']})" if r["note"] else ""))
         return 0
-    with _writing(settings) as conn:
+    with transaction(settings) as conn:
         org = _org(conn, args.org)
         if args.action == "add":
             try:

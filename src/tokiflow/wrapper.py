@@ -214,6 +214,7 @@ class Pinger:
             remaining = deadline - self.clock.monotonic()
             # Less time per request as the retry time runs out, but never a hopeless sliver.
             timeout = min(self.request_timeout, max(remaining, self.min_timeout))
+            reply: Reply | None = None
             try:
                 reply = await asyncio.to_thread(self.send, url, body, timeout)
             except (OSError, http.client.HTTPException) as exc:
@@ -228,9 +229,9 @@ class Pinger:
                     warn(f"{shown_url(url)} answered {reply.status} {reply.text}")
                     return reply
                 problem, wait = f"answered {reply.status} {reply.text}", delay
-                if reply.retry_after is not None:
-                    wait = max(wait, reply.retry_after)
             wait = min(wait * random.uniform(0.75, 1.25), self.max_delay)
+            if reply is not None and reply.retry_after is not None:
+                wait = max(wait, reply.retry_after)  # never sooner than the server asked
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0 or (give_up is not None and give_up.is_set()):
                 warn(f"could not reach {shown_url(url)}: {problem}; giving up")

@@ -26,6 +26,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tokiflow.storage import monitors, outputs, pings
+
 MONITORS = 3
 CONCURRENCY = 32
 KILL_AFTER_ACKS = 800  # SIGKILL once this many pings were answered 200 ...
@@ -228,12 +230,20 @@ def _stored(db_path: Path) -> dict[str, tuple[str, str, int | None, str | None, 
         ).fetchall()
         assert all(r[1] == r[2] == r[3] for r in counts), f"(n_pings, count, max n): {counts}"
         rows = conn.execute(
-            "SELECT p.user_agent, m.uuid, p.kind, p.exit_status, p.rid, p.method, p.body "
+            "SELECT p.user_agent, m.uuid, p.kind, p.exit_status, p.rid, p.method, p.n "
             "FROM pings p JOIN monitors m ON m.id = p.monitor_id"
         ).fetchall()
+        # Bodies are captured (encrypted) under outputs/: each must have survived the kill too.
+        store = outputs.open_store(db_path.parent)
+        bodies = {}
+        for r in rows:
+            m = monitors.by_uuid(conn, r[1])
+            ping = pings.get(conn, m.id, r[6]) if m else None
+            assert m is not None and ping is not None
+            bodies[r[0]] = outputs.ping_body(conn, store, m, ping) or b""
     finally:
         conn.close()
-    stored = {r[0]: (r[1], r[2], r[3], r[4], r[5], bytes(r[6] or b"")) for r in rows}
+    stored = {r[0]: (r[1], r[2], r[3], r[4], r[5], bodies[r[0]]) for r in rows}
     assert len(stored) == len(rows), "a request was stored twice"
     return stored
 

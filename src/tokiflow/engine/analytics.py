@@ -111,7 +111,11 @@ def uptime_percent(spans: Iterable[Interval]) -> float | None:
             up += s.seconds
         elif s.status == "down":
             down += s.seconds
-    return None if up + down == 0 else 100.0 * up / (up + down)
+    if up + down == 0:
+        return None
+    if down == 0:
+        return 100.0  # exactly, not 99.99999999999999 from summed float spans
+    return round(100.0 * up / (up + down), 6)
 
 
 @dataclass(frozen=True)

@@ -91,12 +91,18 @@ def login(conn: sqlite3.Connection, email: str, password: str, now: dt.datetime)
     if user.locked_until is not None and user.locked_until > now:
         raise AuthError("too many failed sign-ins: try again later or reset your password")
     if not verify_password(password, user.password_hash):
-        failures = user.failed_logins + 1
-        lock = now + LOCK_FOR if failures >= LOCK_AFTER else None
-        accounts.record_login(conn, user.id, ok=False, now=now, lock_until=lock)
+        record_failure(conn, user, now)
         raise AuthError("wrong email or password")
     accounts.record_login(conn, user.id, ok=True, now=now, lock_until=None)
     return user
+
+
+def record_failure(conn: sqlite3.Connection, user: User, now: dt.datetime) -> None:
+    """Count a failed sign-in (a wrong password or two-factor code) on top of `user`'s count as
+    read before this attempt; lock after too many."""
+    failures = user.failed_logins + 1
+    lock = now + LOCK_FOR if failures >= LOCK_AFTER else None
+    accounts.record_login(conn, user.id, ok=False, now=now, lock_until=lock, failures=failures)
 
 
 @dataclass(frozen=True)

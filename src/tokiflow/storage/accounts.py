@@ -128,8 +128,16 @@ def record_login(
     ok: bool,
     now: dt.datetime,
     lock_until: dt.datetime | None,
+    failures: int | None = None,
 ) -> None:
-    """Count a login attempt: success resets the failure count, failure may lock the account."""
+    """Count a login attempt: success resets the failure count, failure sets it (or adds one)
+    and may lock the account."""
+    if not ok and failures is not None:
+        conn.execute(
+            "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
+            (failures, None if lock_until is None else to_db(lock_until), user_id),
+        )
+        return
     if ok:
         conn.execute(
             "UPDATE users SET last_login_at = ?, failed_logins = 0, locked_until = NULL WHERE id = ?",

@@ -30,7 +30,7 @@ from tokiflow.engine.monitors import (
     insert_monitor,
     slugify,
 )
-from tokiflow.storage import accounts, channels, incidents, monitors, orgs, pings
+from tokiflow.storage import accounts, channels, incidents, monitors, orgs, outputs, pings
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.orgs import Org
 from tokiflow.storage.writer import WriteFailed, WriterClosed
@@ -457,14 +457,19 @@ async def ping_body(r: HcRequest) -> web.StreamResponse:
     if not n_text.isdigit() or not n_text.isascii():
         raise _not_found()
     n = int(n_text)
-    row = await r.app[appkeys.DB].read(
-        lambda c: c.execute(
-            "SELECT body FROM pings WHERE monitor_id = ? AND n = ?", (m.id, n)
-        ).fetchone()
-    )
-    if row is None or not row[0]:
+    store = r.app[appkeys.OUTPUTS]
+
+    def read(conn: sqlite3.Connection) -> bytes | None:
+        ping = pings.get(conn, m.id, n)
+        return None if ping is None else outputs.ping_body(conn, store, m, ping)
+
+    try:
+        body = await r.app[appkeys.DB].read(read)
+    except outputs.OutputError:
+        body = None  # damaged or tampered with: never served
+    if not body:
         raise _not_found()
-    return web.Response(body=bytes(row[0]), content_type="text/plain")
+    return web.Response(body=body, content_type="text/plain")
 
 
 def _timestamp(r: HcRequest, name: str) -> int | None:

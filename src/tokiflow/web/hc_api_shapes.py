@@ -107,7 +107,7 @@ def ping(p: Ping, *, v: int, base_url: str, uuid: str) -> dict[str, Any]:
         "method": p.method,
         "ua": p.user_agent,
         "rid": p.rid,
-        "body_url": f"{check_url(base_url, v, uuid)}/pings/{p.n}/body" if p.body else None,
+        "body_url": f"{check_url(base_url, v, uuid)}/pings/{p.n}/body" if p.body_size else None,
     }
     if p.duration is not None:
         data["duration"] = p.duration

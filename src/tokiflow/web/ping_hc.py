@@ -14,7 +14,7 @@ from aiohttp import web
 from tokiflow.engine.pings import PingEvent, ingest
 from tokiflow.storage.outputs import OutputError
 from tokiflow.storage.writer import WriteFailed, WriterClosed
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, ping_cronitor
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,10 @@ async def read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
 
 
 async def ping(request: web.Request) -> web.Response:
+    # /ping/<key>/<monitor>?state=... is the Cronitor CLI's form of a telemetry ping.
+    target = ping_cronitor.cronitor_target(request)
+    if target is not None:
+        return await ping_cronitor.handle(request, *target)
     app = request.app
     settings = app[appkeys.SETTINGS]
     remote, scheme = client_address(request)

@@ -399,6 +399,7 @@ def _responses(ep: Endpoint) -> dict[str, Any]:
         }
     for code, text in ((400, "invalid input"), (401, "not signed in / bad key"),
                        (403, "not allowed"), (404, "not found"), (409, "conflict"),
-                       (413, "body too large"), (503, "storage unavailable")):  # fmt: skip
+                       (413, "body too large"), (429, "too many attempts"),
+                       (503, "storage unavailable")):  # fmt: skip
         out[str(code)] = {"description": text, **err}
     return out

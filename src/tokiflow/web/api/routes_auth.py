@@ -25,7 +25,7 @@ ME = obj(
 )  # fmt: skip
 
 
-def _valid_email(email: str) -> str:
+def valid_email(email: str) -> str:
     email = email.strip()
     local, _, domain = email.partition("@")
     if not local or not domain or " " in email or "." not in domain and domain != "localhost":
@@ -33,7 +33,7 @@ def _valid_email(email: str) -> str:
     return email
 
 
-def _me(conn: sqlite3.Connection, user: User, csrf: str) -> dict[str, Any]:
+def me_view(conn: sqlite3.Connection, user: User, csrf: str) -> dict[str, Any]:
     memberships = []
     for m in accounts.memberships_of(conn, user.id):
         org = orgs.get(conn, m.org_id)
@@ -52,7 +52,7 @@ def _me(conn: sqlite3.Connection, user: User, csrf: str) -> dict[str, Any]:
     }
 
 
-def _with_cookie(
+def with_cookie(
     request: web.Request, data: dict[str, Any], token: str, max_age: int
 ) -> web.Response:
     resp = web.json_response(data)
@@ -69,7 +69,7 @@ def _with_cookie(
     return resp
 
 
-def _rate_limit(req: ApiRequest, what: str) -> None:
+def rate_limit(req: ApiRequest, what: str) -> None:
     wait = req.app[appkeys.LOGIN_LIMITER].check(f"{what}:{req.request.remote or ''}")
     if wait > 0:
         raise ApiError(429, f"too many attempts from your address: wait {int(wait) + 1} s")
@@ -83,8 +83,8 @@ def _rate_limit(req: ApiRequest, what: str) -> None:
     response=ME,
 )  # fmt: skip
 async def setup(req: ApiRequest) -> Any:
-    _rate_limit(req, "setup")
-    email = _valid_email(req.body["email"])
+    rate_limit(req, "setup")
+    email = valid_email(req.body["email"])
     try:
         password_hash = auth.hash_password(req.body["password"])
     except auth.PasswordPolicyError as exc:
@@ -106,10 +106,10 @@ async def setup(req: ApiRequest) -> Any:
         session = auth.start_session(conn, user, now, ip=ip, user_agent=ua)
         audit.record(conn, org_id=org.id, actor=audit.Actor("user", user.id, email, ip, ua),
                      action="setup", target_kind="user", target_id=user.id, now=now)  # fmt: skip
-        return _me(conn, user, session.csrf_token), session.token
+        return me_view(conn, user, session.csrf_token), session.token
 
     data, token = await req.app[appkeys.DB].write(write)
-    return _with_cookie(req.request, data, token, auth.SESSION_DAYS * 86400)
+    return with_cookie(req.request, data, token, auth.SESSION_DAYS * 86400)
 
 
 @API.route(
@@ -119,7 +119,7 @@ async def setup(req: ApiRequest) -> Any:
     response=ME,
 )  # fmt: skip
 async def login(req: ApiRequest) -> Any:
-    _rate_limit(req, "login")
+    rate_limit(req, "login")
     now = req.app[appkeys.CLOCK].now()
     ip, ua = req.request.remote or "", req.request.headers.get("User-Agent", "")
     totp_check = req.app.get(appkeys.TOTP_CHECK)
@@ -131,15 +131,18 @@ async def login(req: ApiRequest) -> Any:
             return str(exc)  # the failure count must commit: report it outside
         if user.totp_secret is not None:
             if totp_check is None or not totp_check(user, req.body.get("totp", ""), now):
+                # Counted like a wrong password, on top of the count before this attempt (the
+                # right password reset it).
+                auth.record_failure(conn, user, now)
                 return "a valid two-factor code is required"
         session = auth.start_session(conn, user, now, ip=ip, user_agent=ua)
-        return _me(conn, user, session.csrf_token), session.token
+        return me_view(conn, user, session.csrf_token), session.token
 
     outcome = await req.app[appkeys.DB].write(write)
     if isinstance(outcome, str):
         raise ApiError(401, outcome)
     data, token = outcome
-    return _with_cookie(req.request, data, token, auth.SESSION_DAYS * 86400)
+    return with_cookie(req.request, data, token, auth.SESSION_DAYS * 86400)
 
 
 @API.route("POST", "/auth/logout", summary="Sign out (ends this session)", scope="read", tag="auth",
@@ -169,6 +172,6 @@ async def me(req: ApiRequest) -> Any:
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         found = auth.session_user(conn, token, now)
         assert found is not None and caller.user is not None
-        return _me(conn, caller.user, found[1].csrf_token)
+        return me_view(conn, caller.user, found[1].csrf_token)
 
     return await req.app[appkeys.DB].read(read)

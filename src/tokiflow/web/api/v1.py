@@ -5,7 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from tokiflow.web import appkeys
-from tokiflow.web.api import routes_auth, routes_monitors, routes_org
+from tokiflow.web.api import (
+    routes_account,
+    routes_audit,
+    routes_auth,
+    routes_channels,
+    routes_keys,
+    routes_members,
+    routes_monitors,
+    routes_org,
+)
 from tokiflow.web.api.native import API
 
 
@@ -13,7 +22,8 @@ def setup(app: web.Application) -> None:
     """Register every /api/v1 route, the OpenAPI document and its docs page."""
     # The route modules registered on API when imported above (an explicit list, for the
     # frozen binary).
-    assert routes_auth and routes_monitors and routes_org
+    assert routes_auth and routes_monitors and routes_org and routes_channels and routes_keys
+    assert routes_members and routes_audit and routes_account
 
     API.add_to(app)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
