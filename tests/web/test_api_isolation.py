@@ -85,6 +85,10 @@ async def build(client: TestClient, clock: FakeClock) -> World:
 
     mon = await post("/monitors", {"name": "alpha monitor", "tags": ["alpha"]}, a.rw())
     assert (await client.get(f"/ping/{mon['uuid']}/fail", data=b"alpha output")).status == 200
+    # A finished run with captured output, for the /runs/{id} routes.
+    assert (await client.get(f"/ping/{mon['uuid']}/start")).status == 200
+    assert (await client.post(f"/ping/{mon['uuid']}", data=b"alpha run output")).status == 200
+    runs = await (await client.get(f"/api/v1/monitors/{mon['uuid']}/runs", headers=a.ro())).json()
     channel = await post("/channels", {"kind": "webhook", "name": "alpha channel",
                                        "config": {"url": "http://127.0.0.1:9/alpha"}}, a.rw())  # fmt: skip
     inv = await post("/invitations", {"email": "new@alpha.example", "role": "viewer"}, owner.h())
@@ -94,7 +98,7 @@ async def build(client: TestClient, clock: FakeClock) -> World:
     ids = {
         "uuid": mon["uuid"], "n": "1", "user_id": str(target.user_id),
         "channels": str(channel["id"]), "keys": str(key["id"]), "invitations": str(inv["id"]),
-        "incidents": str(incidents["incidents"][0]["id"]),
+        "incidents": str(incidents["incidents"][0]["id"]), "runs": str(runs["runs"][0]["id"]),
     }  # fmt: skip
     markers = ["alpha", mon["uuid"], org["ping_key"], key["prefix"], key["key"]]
     return World(ids, markers, a.ro_key, b.rw_key, roles, "owner@beta.example", a.org_id, b.org_id)

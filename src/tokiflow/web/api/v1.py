@@ -7,6 +7,7 @@ from aiohttp import web
 from tokiflow.web import appkeys
 from tokiflow.web.api import (
     routes_account,
+    routes_analytics,
     routes_audit,
     routes_auth,
     routes_channels,
@@ -23,7 +24,7 @@ def setup(app: web.Application) -> None:
     # The route modules registered on API when imported above (an explicit list, for the
     # frozen binary).
     assert routes_auth and routes_monitors and routes_org and routes_channels and routes_keys
-    assert routes_members and routes_audit and routes_account
+    assert routes_members and routes_audit and routes_account and routes_analytics
 
     API.add_to(app)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
