@@ -17,6 +17,7 @@ from tokiflow.storage import incidents, monitors, pings, runs
 from tokiflow.storage.monitors import Monitor
 from tokiflow.web import appkeys
 from tokiflow.web.api.framework import ApiError
+from tokiflow.web.ping_sentry import dsn
 from tokiflow.web.ui import queries
 from tokiflow.web.ui.charts import duration_chart
 from tokiflow.web.ui.context import (
@@ -29,7 +30,7 @@ from tokiflow.web.ui.context import (
     redirect,
     render,
 )
-from tokiflow.web.ui.snippets import snippets
+from tokiflow.web.ui.snippets import client_snippets, snippets
 
 routes = web.RouteTableDef()
 
@@ -234,7 +235,9 @@ async def monitor_detail(request: web.Request, viewer: Viewer) -> web.StreamResp
     slug_url = f"{base}/ping/{viewer.org.ping_key}/{m.slug}"
     template = "ui/_monitor_live.html" if request.query.get("partial") else "ui/monitor.html"
     return render(request, template, viewer, m=m, shown_status=display_status(m), url=url,
-                  slug_url=slug_url, snippets=snippets(m, url),
+                  slug_url=slug_url,
+                  snippets=snippets(m, url) + client_snippets(
+                      m, base, viewer.org.ping_key, dsn(base, viewer.org)),
                   words=schedules.describe(_schedule(m)), **data)  # fmt: skip
 
 

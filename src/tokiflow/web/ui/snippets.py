@@ -48,6 +48,24 @@ def _systemd_calendar(cron: str) -> str:
     return "hourly"
 
 
+def client_snippets(m: Monitor, base: str, ping_key: str, sentry_dsn: str) -> list[Snippet]:
+    """The same monitor pinged by other monitors' clients, unchanged (docs/clients.md)."""
+    cronitor = f"{base}/p/{ping_key}/{m.slug}"
+    push = f"{base}/api/push/{m.uuid.replace('-', '')}"
+    return [
+        Snippet("cronitor", "Cronitor clients", "sh",
+                "# cronitor CLI / telemetry URLs: state=run, then complete or fail\n"
+                f"{CURL} \"{cronitor}?state=run&series=$RUN\"\n"
+                f"{CURL} \"{cronitor}?state=complete&series=$RUN\"\n"),
+        Snippet("sentry", "Sentry Crons (sentry-sdk)", "python",
+                "import sentry_sdk\nfrom sentry_sdk.crons import monitor\n\n"
+                f"sentry_sdk.init(dsn=\"{sentry_dsn}\")\n\n"
+                f"@monitor(monitor_slug=\"{m.slug}\")\ndef job():\n    ...\n"),
+        Snippet("kuma", "Uptime Kuma push", "sh",
+                f"{CURL} \"{push}?status=up&msg=OK&ping=\"\n"),
+    ]  # fmt: skip
+
+
 def snippets(m: Monitor, url: str) -> list[Snippet]:
     """Every snippet for a monitor pinged at `url` (no trailing slash)."""
     cron = cron_line(m)
