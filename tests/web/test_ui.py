@@ -177,7 +177,7 @@ async def test_every_page_renders_for_a_signed_in_user(uic: TestClient, clock: F
         "/incidents": [f"#{incident_id} FAIL", "Acknowledge"],
         f"/incidents/{incident_id}": ["Timeline", "Add a comment"],
         "/settings/channels": ["Add a channel"],
-        "/settings/keys": ["Create an API key"],
+        "/settings/keys": ["Create an API key", "Sentry DSN", "Ping key"],
         "/settings/members": ["ops@example.com", "Invite someone"],
     }  # fmt: skip
     for path, texts in expected.items():

@@ -10,7 +10,9 @@ from aiohttp import web
 
 from tokiflow.channels.registry import CHANNELS
 from tokiflow.storage.accounts import ROLES
+from tokiflow.web import appkeys
 from tokiflow.web.api.framework import ApiError
+from tokiflow.web.ping_sentry import dsn
 from tokiflow.web.ui.context import (
     Viewer,
     call_api,
@@ -140,8 +142,11 @@ async def channel_delete(request: web.Request, viewer: Viewer) -> web.StreamResp
 async def _keys_page(request: web.Request, viewer: Viewer, *, new_key: dict[str, Any] | None,
                      errors: dict[str, str], status: int = 200) -> web.Response:  # fmt: skip
     found = await call_api(request, viewer.caller, "GET", "/keys")
+    base = request.app[appkeys.SETTINGS].public_url
     return render(request, "ui/keys.html", viewer, http_status=status, keys=found["keys"],
-                  new_key=new_key, errors=errors)  # fmt: skip
+                  new_key=new_key, errors=errors, ping_key=viewer.org.ping_key,
+                  sentry_dsn=dsn(base, viewer.org),
+                  slug_base=f"{base}/ping/{viewer.org.ping_key}/")  # fmt: skip
 
 
 @routes.get("/settings/keys", name="ui.keys")
