@@ -213,6 +213,13 @@ CREATE TABLE password_resets (
             expires_at TEXT NOT NULL,
             used_at TEXT
         );
+CREATE TABLE ping_metrics (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (monitor_id, n, name)
+        ) WITHOUT ROWID;
 CREATE TABLE pings (
             monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
             n INTEGER NOT NULL,

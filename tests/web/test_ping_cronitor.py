@@ -482,3 +482,31 @@ async def test_the_api_needs_a_key_and_writes_need_a_read_write_one(
     assert (resp.status, (await resp.json())["detail"]) == (403, "this API key is read-only")
     resp = await client.get("/api/monitors", headers=basic(ro))
     assert resp.status == 200
+
+
+async def test_reported_metrics_are_served_by_the_api_as_series(
+    client: TestClient, clock: FakeClock
+) -> None:
+    key = await api_key(client, clock)
+    for count in (100, 120, 90):
+        await ok(client, f"/p/{key}/etl?state=complete&metric=count:{count}&metric=error_count:1")
+        await clock.advance(60)
+    m = await created(client, "etl")
+    resp = await client.get(f"/api/v1/monitors/{m.uuid}/metrics", headers={"X-Api-Key": key})
+    assert resp.status == 200, await resp.text()
+    series = (await resp.json())["metrics"]
+    assert [p["value"] for p in series["count"]] == [100, 120, 90]
+    assert [p["value"] for p in series["error_count"]] == [1, 1, 1]
+    assert series["count"][0]["at"] < series["count"][-1]["at"]
+
+
+async def test_a_client_reported_duration_is_the_runs_duration(
+    client: TestClient, clock: FakeClock
+) -> None:
+    key = await api_key(client, clock)
+    await ok(client, f"/p/{key}/backup?state=run&series=abc")
+    await clock.advance(5)
+    await ok(client, f"/p/{key}/backup?state=complete&series=abc&duration=42.5")
+    m = await created(client, "backup")
+    [run] = await stored_runs(client, m)
+    assert run.duration == 42.5

@@ -450,3 +450,19 @@ async def test_the_dashboard_partial_is_what_live_updates_swap_in(
     part = await (await uic.get("/?partial=1")).text()
     assert "<html" not in part and 'data-count="up"' in part and uuid in part
     assert re.search(r'data-count="up">\s*<span class="n">1<', part)
+
+
+async def test_metrics_reported_by_a_cronitor_client_are_charted_on_the_monitor_page(
+    uic: TestClient, clock: FakeClock
+) -> None:
+    org_id = await owner_of_new_org(uic, clock, "acme", "ops@example.com")
+    await sign_in(uic, "ops@example.com")
+    uuid = await create_monitor(uic)
+    ping_key = await uic.app[appkeys.DB].read(
+        lambda c: c.execute("SELECT ping_key FROM orgs WHERE id = ?", (org_id,)).fetchone()[0]
+    )
+    for count in (10, 30, 20):
+        resp = await uic.get(f"/p/{ping_key}/nightly-backup?state=complete&metric=count:{count}")
+        assert resp.status == 200, await resp.text()
+    html = await (await uic.get(f"/monitors/{uuid}")).text()
+    assert "Reported metrics" in html and 'aria-label="count: last 3 values, latest 20"' in html

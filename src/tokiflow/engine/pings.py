@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tokiflow.engine import anomaly, states
 from tokiflow.engine import monitors as monitor_defs
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.engine.schedules import format_duration
+from tokiflow.storage import metrics as ping_metrics
 from tokiflow.storage import monitors as store
 from tokiflow.storage import orgs, pings, runs
 from tokiflow.storage.database import Database
@@ -41,6 +43,8 @@ class PingEvent:
     body: bytes = b""
     body_size: int = 0
     protocol: str = "hc"
+    duration: float | None = None  # the job's own measure, when the client reports one
+    metrics: Mapping[str, float] | None = None  # numbers the client reports (Cronitor metric=)
 
 
 @dataclass(frozen=True)
@@ -115,16 +119,9 @@ def record_ping(
             run_id = run.id
             if run.started_at is not None:
                 duration = max((now - run.started_at).total_seconds(), 0.0)
-    body = ev.body or None
-    if body is not None and outputs is not None:
-        # Captured output lives on disk, redacted and encrypted; the ping row keeps no body.
-        outputs.capture(conn, m, n, body, ev.body_size, now, run_id)
-        body = None
-    pings.insert(
-        conn,
-        Ping(m.id, n, now, kind, ev.exit_status, ev.rid, ev.method, ev.scheme, ev.remote_addr,
-             ev.user_agent, ev.protocol, body, ev.body_size, duration),
-    )  # fmt: skip
+    if ev.duration is not None and kind in ("success", "fail"):
+        duration = max(ev.duration, 0.0)  # the client measured the job itself
+    _store(conn, m, ev, n, kind, duration, run_id, outputs)
     queued = False
     if kind in ("success", "fail"):
         # An incident can open or resolve here (FAIL, ANOMALY, OUTPUT, recovery): notice when
@@ -139,6 +136,31 @@ def record_ping(
     if n % PRUNE_EVERY == 0 and n > pings_kept:
         pings.prune(conn, m.id, n, pings_kept)
     return PingOutcome(result, m, kind, transition, queued)
+
+
+def _store(
+    conn: sqlite3.Connection,
+    m: Monitor,
+    ev: PingEvent,
+    n: int,
+    kind: str,
+    duration: float | None,
+    run_id: int | None,
+    outputs: OutputStore | None,
+) -> None:
+    """Write the ping row, its captured output and its reported metrics."""
+    body = ev.body or None
+    if body is not None and outputs is not None:
+        # Captured output lives on disk, redacted and encrypted; the ping row keeps no body.
+        outputs.capture(conn, m, n, body, ev.body_size, ev.received_at, run_id)
+        body = None
+    pings.insert(
+        conn,
+        Ping(m.id, n, ev.received_at, kind, ev.exit_status, ev.rid, ev.method, ev.scheme,
+             ev.remote_addr, ev.user_agent, ev.protocol, body, ev.body_size, duration),
+    )  # fmt: skip
+    if ev.metrics:
+        ping_metrics.insert(conn, m.id, n, ev.metrics)
 
 
 def _start_run(

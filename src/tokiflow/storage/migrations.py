@@ -372,6 +372,22 @@ def m0004_accounts(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m0005_ping_metrics(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE ping_metrics (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (monitor_id, n, name)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, and which the code would still apply."""

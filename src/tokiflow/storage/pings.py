@@ -78,4 +78,7 @@ def prune(conn: sqlite3.Connection, monitor_id: int, newest_n: int, keep: int) -
     cur = conn.execute(
         "DELETE FROM pings WHERE monitor_id = ? AND n <= ?", (monitor_id, newest_n - keep)
     )
+    conn.execute(
+        "DELETE FROM ping_metrics WHERE monitor_id = ? AND n <= ?", (monitor_id, newest_n - keep)
+    )
     return cur.rowcount

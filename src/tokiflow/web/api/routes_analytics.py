@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tokiflow.engine import analytics
+from tokiflow.engine import analytics, views
+from tokiflow.storage import metrics as ping_metrics
 from tokiflow.storage import monitors, outputs, pings, runs
 from tokiflow.web import appkeys
 from tokiflow.web.api.framework import ApiError, ApiRequest, Param, not_found
@@ -107,3 +108,26 @@ async def download_output(req: ApiRequest) -> Any:
     resp.headers["Content-Disposition"] = f'attachment; filename="run-{info["run_id"]}-output.txt"'
     resp.headers["X-Tokiflow-Redactions"] = str(info["redactions"])
     return resp
+
+
+@API.route(
+    "GET", "/monitors/{uuid}/metrics",
+    summary="Numbers the monitor's clients reported with pings (e.g. Cronitor metric=count:N), "
+    "oldest first per metric",
+    scope="read", tag="analytics",
+    query=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                 "how many recent pings to look at"),),  # fmt: skip
+    response=obj(metrics={"type": "object", "additionalProperties": {
+        "type": "array", "items": obj(at=STR, value={"type": "number"})}}),
+)  # fmt: skip
+async def monitor_metrics(req: ApiRequest) -> Any:
+    m = await _monitor(req)
+    found = await req.app[appkeys.DB].read(
+        lambda c: ping_metrics.series(c, m.id, req.query["limit"])
+    )
+    return {
+        "metrics": {
+            name: [{"at": views.iso(at), "value": value} for at, value in points]
+            for name, points in found.items()
+        }
+    }

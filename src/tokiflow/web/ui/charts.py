@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -60,3 +61,27 @@ def duration_chart(runs: list[Run], when: object = None) -> Markup:
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def metric_chart(name: str, points: list[tuple[dt.datetime, float]]) -> Markup:
+    """A line of one reported metric's recent values, oldest on the left."""
+    if not points:
+        return Markup("")
+    values = [v for _, v in points][-60:]
+    low, high = min(values + [0.0]), max(values) if max(values) > 0 else 1.0
+    span = (high - low) or 1.0
+    inner_w, inner_h = WIDTH - PAD - 8, HEIGHT - PAD - 8
+    step = inner_w / max(len(values) - 1, 1)
+    coords = " ".join(
+        f"{PAD + i * step:.1f},{8 + inner_h - inner_h * (v - low) / span:.1f}"
+        for i, v in enumerate(values)
+    )
+    latest = f"{values[-1]:g}"
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(name)}: last {len(values)} values, latest {latest}">'
+        f'<line x1="{PAD}" y1="{8 + inner_h}" x2="{WIDTH - 8}" y2="{8 + inner_h}" class="axis"/>'
+        f'<text x="{PAD - 4}" y="14" class="axis-label" text-anchor="end">{high:g}</text>'
+        f'<text x="{PAD - 4}" y="{8 + inner_h}" class="axis-label" text-anchor="end">{low:g}</text>'
+        f'<polyline points="{coords}" fill="none" class="metric-line"/></svg>'
+    )

@@ -14,12 +14,13 @@ from aiohttp import web
 from tokiflow.engine import schedules
 from tokiflow.engine.views import display_status
 from tokiflow.storage import incidents, monitors, pings, runs
+from tokiflow.storage import metrics as ping_metrics
 from tokiflow.storage.monitors import Monitor
 from tokiflow.web import appkeys
 from tokiflow.web.api.framework import ApiError
 from tokiflow.web.ping_sentry import dsn
 from tokiflow.web.ui import queries
-from tokiflow.web.ui.charts import duration_chart
+from tokiflow.web.ui.charts import duration_chart, metric_chart
 from tokiflow.web.ui.context import (
     Fmt,
     Viewer,
@@ -225,6 +226,10 @@ async def monitor_detail(request: web.Request, viewer: Viewer) -> web.StreamResp
             "pings": pings.recent(conn, m.id, 20),
             "runs": recent_runs[:20],
             "chart": duration_chart(recent_runs),
+            "metric_charts": [
+                (name, metric_chart(name, points))
+                for name, points in ping_metrics.series(conn, m.id, 100).items()
+            ],
             "incidents": [i for i in found if i is not None],
             "flips": incidents.flips(conn, m.id, 10),
         }
