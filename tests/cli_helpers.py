@@ -11,7 +11,9 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,3 +165,43 @@ class HookReceiver:
         self.release()
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass
+class StoredMonitor:
+    """A monitor of a running test server, read back from its data folder."""
+
+    server: Server
+    data_dir: Path
+    uuid: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/ping/{self.uuid}"
+
+    def _read(self, fn: Callable[[Any, Any], list[Any]]) -> list[Any]:
+        from tokiflow.storage import monitors
+        from tokiflow.storage.db import connect
+
+        conn = connect(self.data_dir / "tokiflow.db", readonly=True)
+        try:
+            m = monitors.by_uuid(conn, self.uuid)
+            assert m is not None
+            return fn(conn, m)
+        finally:
+            conn.close()
+
+    def pings(self) -> list[Any]:
+        """Its pings, oldest first, with captured bodies decrypted."""
+        from tokiflow.storage import outputs, pings
+
+        store = outputs.open_store(self.data_dir)
+        return self._read(
+            lambda c, m: list(reversed(outputs.with_bodies(c, store, m, pings.recent(c, m.id))))
+        )
+
+    def runs(self) -> list[Any]:
+        """Its runs, oldest first."""
+        from tokiflow.storage import runs
+
+        return self._read(lambda c, m: list(reversed(runs.recent(c, m.id))))

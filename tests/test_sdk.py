@@ -10,38 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import Server, free_port, run
+from tests.cli_helpers import Server, StoredMonitor, free_port, run
 from tokiflow.sdk import Monitor
-from tokiflow.storage import monitors, outputs, pings, runs
-from tokiflow.storage.db import connect
 
-
-class Stored:
-    def __init__(self, data_dir: Path, uuid: str, server: Server) -> None:
-        self.data_dir, self.uuid, self.server = data_dir, uuid, server
-
-    @property
-    def url(self) -> str:
-        return f"{self.server.url}/ping/{self.uuid}"
-
-    def pings(self) -> list[pings.Ping]:
-        conn = connect(self.data_dir / "tokiflow.db", readonly=True)
-        try:
-            m = monitors.by_uuid(conn, self.uuid)
-            assert m is not None
-            store = outputs.open_store(self.data_dir)
-            return list(reversed(outputs.with_bodies(conn, store, m, pings.recent(conn, m.id))))
-        finally:
-            conn.close()
-
-    def runs(self) -> list[runs.Run]:
-        conn = connect(self.data_dir / "tokiflow.db", readonly=True)
-        try:
-            m = monitors.by_uuid(conn, self.uuid)
-            assert m is not None
-            return list(reversed(runs.recent(conn, m.id)))
-        finally:
-            conn.close()
+Stored = StoredMonitor
 
 
 @pytest.fixture
@@ -51,7 +23,7 @@ def stored(tmp_path: Path, server_factory: type[Server]) -> Iterator[Stored]:
     server.wait_ready()
     made = run("monitors", "add", "--name", "job", "--period", "1h", "--json", data_dir=data)
     assert made.returncode == 0, made.stderr
-    yield Stored(data, json.loads(made.stdout)["uuid"], server)
+    yield Stored(server, data, json.loads(made.stdout)["uuid"])
     server.stop()
 
 

@@ -9,15 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import Server, assert_one_clear_line, free_port, run
+from tests.cli_helpers import Server, StoredMonitor, assert_one_clear_line, free_port, run
 from tokiflow import wrapper
-from tokiflow.storage import monitors, outputs, pings, runs
-from tokiflow.storage.db import connect
 
 PY = sys.executable
 
@@ -37,34 +34,7 @@ def tokiflow(
     )
 
 
-@dataclass
-class Job:
-    server: Server
-    data_dir: Path
-    uuid: str
-
-    @property
-    def url(self) -> str:
-        return f"{self.server.url}/ping/{self.uuid}"
-
-    def pings(self) -> list[pings.Ping]:
-        conn = connect(self.data_dir / "tokiflow.db", readonly=True)
-        try:
-            m = monitors.by_uuid(conn, self.uuid)
-            assert m is not None
-            store = outputs.open_store(self.data_dir)
-            return list(reversed(outputs.with_bodies(conn, store, m, pings.recent(conn, m.id))))
-        finally:
-            conn.close()
-
-    def runs(self) -> list[runs.Run]:
-        conn = connect(self.data_dir / "tokiflow.db", readonly=True)
-        try:
-            m = monitors.by_uuid(conn, self.uuid)
-            assert m is not None
-            return runs.recent(conn, m.id)
-        finally:
-            conn.close()
+Job = StoredMonitor
 
 
 @pytest.fixture

@@ -75,6 +75,14 @@ class Alert:
     def from_json(cls, text: str) -> Alert:
         return cls(**json.loads(text))
 
+    def at_iso(self) -> str | None:
+        """When the event happened as RFC 3339 (`at` is stored for people to read)."""
+        try:
+            when = dt.datetime.strptime(self.at, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=dt.UTC)
+        except ValueError:
+            return None
+        return when.isoformat()
+
     def facts(self) -> list[tuple[str, str]]:
         """The labelled facts a message lists, the empty ones left out."""
         facts = [

@@ -7,7 +7,6 @@ description 4,096, 25 fields of 256/1,024, 6,000 characters in all).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -34,14 +33,6 @@ def escape(text: str) -> str:
     return _LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text))
 
 
-def _timestamp(at: str) -> str | None:
-    try:
-        when = dt.datetime.strptime(at, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
-    return when.isoformat()
-
-
 def embed(alert: Alert) -> dict[str, Any]:
     """The one embed of an alert message."""
     description = escape(alert.summary)
@@ -64,7 +55,7 @@ def embed(alert: Alert) -> dict[str, Any]:
     }
     if alert.view_url:
         out["url"] = alert.view_url
-    when = _timestamp(alert.at)
+    when = alert.at_iso()
     if when:
         out["timestamp"] = when
     return out

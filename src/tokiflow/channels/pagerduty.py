@@ -9,7 +9,6 @@ triggers a low-severity test alert and resolves it straight away.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -36,14 +35,6 @@ def dedup_key(alert: Alert) -> str:
     return f"tokiflow-{alert.incident_id}"
 
 
-def _timestamp(at: str) -> str | None:
-    try:
-        when = dt.datetime.strptime(at, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
-    return when.isoformat()
-
-
 def trigger_payload(alert: Alert) -> dict[str, Any]:
     """The `payload` object of a trigger event."""
     details = {
@@ -66,7 +57,7 @@ def trigger_payload(alert: Alert) -> dict[str, Any]:
     }
     if alert.org_slug:
         payload["group"] = alert.org_slug
-    when = _timestamp(alert.at)
+    when = alert.at_iso()
     if when:
         payload["timestamp"] = when
     return payload
