@@ -28,6 +28,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from unlimited import allow_any_number
 
 LISTENING_RE = re.compile(r"listening on http://[^:\s]+:(\d+)")
 
@@ -65,6 +66,7 @@ async def run(monitors: int) -> None:
     hook_port = runner.addresses[0][1]
 
     print(f"creating {monitors} monitors ...", flush=True)
+    allow_any_number(data)
     cli("channels", "add", "--kind", "webhook", "--name", "bench", "--config",
         json.dumps({"url": f"http://127.0.0.1:{hook_port}/hook"}), "--data-dir", str(data))  # fmt: skip
     uuids = [

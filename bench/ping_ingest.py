@@ -181,8 +181,11 @@ async def stop_server(proc: Process) -> None:
 
 
 def make_monitors(data_dir: Path, count: int) -> list[str]:
+    from unlimited import allow_any_number
+
     from tokiflow.cli import main as tokiflow_cli
 
+    allow_any_number(data_dir)
     uuids = []
     for k in range(count):
         out = io.StringIO()

@@ -4,7 +4,8 @@ Builds the real app on a temporary data folder, inserts the monitors (a tenth of
 an open incident, recent pings and runs on one), signs a user in, and times each page from a
 middleware inside the server (handler + template rendering; no client or network time).
 Run: `.venv/bin/python bench/ui_render.py [--monitors 10000] [--rounds 20]`. The target is under
-100 ms per page.
+100 ms per page. `--pings-per-monitor 100` first gives every monitor a realistic history (that many
+pings, half as many runs, over the last 7 days; see `bench/analytics_org.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tokiflow.app import create_app
 from tokiflow.config import load_settings
 from tokiflow.engine import auth
 from tokiflow.engine.monitors import build_spec, create_monitor
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import accounts, orgs
 from tokiflow.web import appkeys, ui
 from tokiflow.web.api.framework import SESSION_COOKIE
@@ -43,7 +45,7 @@ async def timing(
     return resp
 
 
-async def run(n_monitors: int, rounds: int) -> None:
+async def run(n_monitors: int, rounds: int, pings_per_monitor: int = 0) -> None:
     data = Path(tempfile.mkdtemp(prefix="tf-ui-bench-")) / "data"
     settings = load_settings({"data_dir": str(data), "access_log": False}, env={})
     app = create_app(settings)
@@ -55,6 +57,15 @@ async def run(n_monitors: int, rounds: int) -> None:
     await client.start_server()
     try:
         token, uuids = await seed(app, n_monitors)
+        if pings_per_monitor:
+            from analytics_org import seed_history  # bench/, next to this file
+
+            ids = await app[appkeys.DB].read(
+                lambda c: [r[0] for r in c.execute("SELECT id FROM monitors ORDER BY id")]
+            )
+            now = dt.datetime.now(dt.UTC)
+            n = seed_history(settings.db_path, ids, pings_per_monitor, 7, now)
+            print(f"history: {n} pings, {n // 2} runs over 7 days")
         uuid = uuids[-1]
         client.session.cookie_jar.update_cookies({SESSION_COOKIE: token})
         for i in range(n_monitors // 10):  # a tenth fail: down, with an incident each
@@ -62,6 +73,11 @@ async def run(n_monitors: int, rounds: int) -> None:
         for _ in range(30):
             await client.get(f"/ping/{uuid}/start")
             await client.get(f"/ping/{uuid}")
+        await client.get(f"/ping/{uuid}/start")  # a last run with 600 lines of output
+        await client.post(f"/ping/{uuid}", data="".join(f"INFO line {i}\n" for i in range(600)))
+        run_id = await app[appkeys.DB].read(
+            lambda c: c.execute("SELECT max(id) FROM runs").fetchone()[0]
+        )
         pages = [
             "/",
             "/?partial=1",
@@ -72,6 +88,12 @@ async def run(n_monitors: int, rounds: int) -> None:
             "/monitors?page=100",
             "/monitors/new",
             f"/monitors/{uuid}",
+            f"/monitors/{uuid}/runs/{run_id}",
+            "/analytics",
+            "/analytics?days=90",
+            f"/monitors/{uuid}/analytics",
+            f"/monitors/{uuid}/analytics?days=90",
+            "/ui/palette?q=job-12",
             "/incidents",
             "/settings/channels",
             "/ui/schedule?kind=cron&cron=30+2+*+*+1-5&tz=Europe/London",
@@ -107,7 +129,7 @@ async def seed(app: web.Application, n: int) -> tuple[str, list[str]]:
         for i in range(n):
             spec = build_spec(org_id=org.id, name=f"Job {i}", slug=f"job-{i}", period="1h",
                               tags=[f"team-{i % 10}", "prod"])  # fmt: skip
-            uuids.append(create_monitor(conn, spec, now).uuid)  # type: ignore[arg-type]
+            uuids.append(create_monitor(conn, spec, now, limits=UNLIMITED).uuid)  # type: ignore[arg-type]
         return session.token, uuids
 
     found: tuple[str, list[str]] = await db.write(write)
@@ -118,8 +140,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--monitors", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--pings-per-monitor", type=int, default=0)
     args = parser.parse_args()
-    asyncio.run(run(args.monitors, args.rounds))
+    asyncio.run(run(args.monitors, args.rounds, args.pings_per_monitor))
 
 
 if __name__ == "__main__":

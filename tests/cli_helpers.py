@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -28,6 +29,29 @@ def run(
     return subprocess.run(cmd, capture_output=True, text=True, env=env, input=input, timeout=60)
 
 
+def licensed_env(data_dir: Path) -> dict[str, str]:
+    """Install an ENTERPRISE licence signed by a throwaway key in `data_dir` and return the
+    environment in which `python -m tests.licensed_cli` (LICENSED_CLI) trusts that key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tokiflow import licensing
+    from tokiflow.storage.db import prepare_data_dir
+
+    key = Ed25519PrivateKey.generate()
+    text = licensing.issue(key, licensee="Tokiflow tests", plan="ENTERPRISE",
+                           issued=dt.date(2026, 1, 1), expires=None)  # fmt: skip
+    prepare_data_dir(data_dir)
+    licensing.licence_path(data_dir).write_text(text)
+    return {
+        "TEST_LICENCE_PUBLIC_KEY": licensing.public_key_text(key.public_key()),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+
+
+# The command line as `python -m tokiflow` runs it, trusting the key `licensed_env` names.
+LICENSED_CLI = [sys.executable, "-m", "tests.licensed_cli"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -35,16 +59,21 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    """A real `tokiflow serve` process; `licensed` serves under an ENTERPRISE licence (see
+    `licensed_env`) for tests whose subject is not the FREE plan's limits."""
+
+    def __init__(self, data_dir: Path, *extra: str, licensed: bool = False) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKIFLOW_")}
+        if licensed:
+            env.update(licensed_env(data_dir))
         self._out = tempfile.TemporaryFile("w+")
         self._err = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "tokiflow",
+                "tests.licensed_cli" if licensed else "tokiflow",
                 "serve",
                 "--port",
                 str(self.port),

@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.cli_helpers import Server
+from tokiflow import licensing
 from tokiflow.app import create_app
 from tokiflow.clock import FakeClock
 from tokiflow.config import Settings, load_settings
+from tokiflow.storage.db import prepare_data_dir
+from tokiflow.web import operations
 
 START = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
@@ -37,12 +41,39 @@ def settings(data_dir: Path) -> Settings:
 MakeApp = Callable[..., web.Application]
 
 
+@pytest.fixture(scope="session")
+def test_licence_key() -> Ed25519PrivateKey:
+    """A throwaway licence-signing key that apps made by `make_app` trust."""
+    return Ed25519PrivateKey.generate()
+
+
 @pytest.fixture
-def make_app(settings: Settings, clock: FakeClock) -> MakeApp:
-    def make(**overrides: Any) -> web.Application:
-        return create_app(settings.replace(**overrides), clock=clock)
+def make_app(settings: Settings, clock: FakeClock, test_licence_key: Ed25519PrivateKey) -> MakeApp:
+    """Apps on the test data folder and clock. Unless `licence=None` (the FREE plan, as on a
+    fresh install), an ENTERPRISE licence signed by the test key is installed, so tests are
+    not bound by the FREE plan's 5 monitors and 3 users."""
+
+    def make(*, licence: str | None = "ENTERPRISE", **overrides: Any) -> web.Application:
+        s = settings.replace(**overrides)
+        app = create_app(s, clock=clock)
+        if licence is not None:
+            install_test_licence(s.data_dir, test_licence_key, licence)
+            app[operations.LICENCE_KEYS] = licensing.keys_of(test_licence_key.public_key())
+        return app
 
     return make
+
+
+def install_test_licence(data_dir: Path, key: Ed25519PrivateKey, plan: str) -> None:
+    """Put a never-expiring licence for `plan` signed by `key` in the data folder, unless one
+    is there already (a test that installs its own keeps it)."""
+    path = licensing.licence_path(data_dir)
+    if path.exists():
+        return
+    text = licensing.issue(key, licensee="Tokiflow tests", plan=plan,
+                           issued=dt.date(2026, 1, 1), expires=None)  # fmt: skip
+    prepare_data_dir(data_dir)
+    path.write_text(text)
 
 
 @pytest.fixture
@@ -58,8 +89,8 @@ def server_factory() -> Iterator[type[Server]]:
     started: list[Server] = []
 
     class Tracked(Server):
-        def __init__(self, data_dir: Path, *extra: str) -> None:
-            super().__init__(data_dir, *extra)
+        def __init__(self, data_dir: Path, *extra: str, licensed: bool = False) -> None:
+            super().__init__(data_dir, *extra, licensed=licensed)
             started.append(self)
 
     yield Tracked

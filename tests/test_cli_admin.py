@@ -126,3 +126,57 @@ def test_incidents_can_be_acknowledged_then_resolved_once(
     [after] = json.loads(run("incidents", "list", "--json", data_dir=data).stdout)
     assert after["state"] == "resolved" and after["acknowledged_at"] is not None
     assert server.stop()[0] == 0
+
+
+def test_update_pause_resume_and_delete_work_on_the_data_folder(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    m = json.loads(run("monitors", "create", "--name", "Nightly Backup", "--period", "1h",
+                       "--json", data_dir=data).stdout)  # fmt: skip
+    changed = json.loads(run("monitors", "update", "nightly-backup", "--grace", "10m",
+                             "--schedule", "0 3 * * *", "--tz", "Europe/London",
+                             "--no-resolve-alerts", "--json", data_dir=data).stdout)  # fmt: skip
+    assert (changed["grace"], changed["schedule"], changed["tz"], changed["notify_resolve"]) == (
+        600, "0 3 * * *", "Europe/London", False,
+    )  # fmt: skip
+    text = run("monitors", "update", m["uuid"], "--period", "2h", data_dir=data)
+    assert text.stdout == "updated monitor 'Nightly Backup': now new (every 2h)\n"
+    assert_one_clear_line(run("monitors", "update", m["uuid"], "--grace", "soon", data_dir=data),
+                          "invalid duration")  # fmt: skip
+    paused = json.loads(run("monitors", "pause", m["uuid"], "--json", data_dir=data).stdout)
+    assert paused["status"] == "paused"
+    resumed = run("monitors", "resume", "nightly-backup", data_dir=data)
+    assert resumed.stdout.startswith("resumed monitor 'Nightly Backup': now new")
+    refused = run("monitors", "delete", m["uuid"], data_dir=data)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    gone = run("monitors", "delete", m["uuid"], "--yes", data_dir=data)
+    assert gone.stdout == f"deleted monitor 'Nightly Backup' ({m['uuid']}) and its history\n"
+    assert_one_clear_line(run("monitors", "get", m["uuid"], data_dir=data), "no monitor with uuid")
+    db = sqlite3.connect(data / "tokiflow.db")
+    actions = db.execute(
+        "SELECT action, actor_kind FROM audit_log WHERE target_id = ? ORDER BY id", (m["uuid"],)
+    ).fetchall()
+    assert actions == [("monitor.create", "cli"), ("monitor.update", "cli"),
+                       ("monitor.update", "cli"), ("monitor.pause", "cli"),
+                       ("monitor.resume", "cli"), ("monitor.delete", "cli")]  # fmt: skip
+
+
+def test_a_slug_used_in_two_organisations_needs_org(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    run("orgs", "list", data_dir=data)  # makes the default organisation
+    run("user", "create", "--email", "b@beta.example", "--org", "Beta", "--password-stdin",
+        data_dir=data, input="a long password\n")  # fmt: skip
+    ours = json.loads(run("monitors", "add", "--name", "Sync", "--period", "1h", "--json",
+                          data_dir=data).stdout)  # fmt: skip
+    theirs = json.loads(run("monitors", "create", "--name", "Sync", "--period", "1h", "--org",
+                            "beta", "--json", data_dir=data).stdout)  # fmt: skip
+    assert ours["org"] == "default" and theirs["org"] == "beta"
+    assert_one_clear_line(run("monitors", "get", "sync", data_dir=data), "several organisations")
+    got = json.loads(
+        run("monitors", "get", "sync", "--org", "beta", "--json", data_dir=data).stdout
+    )
+    assert got["uuid"] == theirs["uuid"]
+    # A uuid of another organisation than --org is not found.
+    other = run("monitors", "pause", ours["uuid"], "--org", "beta", data_dir=data)
+    assert_one_clear_line(other, "no monitor with uuid")
+    listed = json.loads(run("monitors", "list", "--org", "beta", "--json", data_dir=data).stdout)
+    assert [x["uuid"] for x in listed] == [theirs["uuid"]]

@@ -15,6 +15,7 @@ from tokiflow.clock import FakeClock, SystemClock
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PingEvent, ingest
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import orgs
 from tokiflow.storage.crypto import Sealer, load_or_create_key
 from tokiflow.storage.database import Database
@@ -46,13 +47,15 @@ async def data(tmp_path: Path) -> Data:
     made = []
     for name in ("backup", "flaky"):
         spec = build_spec(org_id=org.id, name=name, period="1h")
-        made.append(await db.write(lambda c, spec=spec: create_monitor(c, spec, now)))
+        made.append(
+            await db.write(lambda c, spec=spec: create_monitor(c, spec, now, limits=UNLIMITED))
+        )
     backup, flaky = made
 
     async def ping(uuid: str, kind: str, body: bytes = b"") -> tuple[int, int | None]:
         ev = PingEvent(kind=kind, received_at=clock.now(), uuid=uuid, body=body,
                        body_size=len(body))  # fmt: skip
-        out = await ingest(db, sch, ev, pings_kept=1000, outputs=store)
+        out = await ingest(db, sch, ev, pings_kept=1000, outputs=store, limits=UNLIMITED)
         assert out.monitor is not None
         return out.monitor.n_pings, out.monitor.id
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import Server, assert_one_clear_line
+from tests.cli_helpers import LICENSED_CLI, Server, assert_one_clear_line, licensed_env
 from tokiflow import crontab
 
 CORPUS = Path(__file__).resolve().parent / "crontabs"
@@ -21,10 +21,18 @@ TOKIFLOW = "/opt/tokiflow/bin/tokiflow"
 BASE = "http://tokiflow.test:8000"
 
 
-def tokiflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def tokiflow(
+    *args: str, env: dict[str, str] | None = None, licensed: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; with `licensed` (a data folder), under an ENTERPRISE licence installed
+    there, for crontabs of more jobs than the FREE plan's five monitors."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TOKIFLOW_")}
+    cmd = [sys.executable, "-m", "tokiflow"]
+    if licensed is not None:
+        clean.update(licensed_env(licensed))
+        cmd = LICENSED_CLI
     return subprocess.run(
-        [sys.executable, "-m", "tokiflow", *args],
+        [*cmd, *args],
         capture_output=True,
         text=True,
         env={**clean, **(env or {})},
@@ -217,7 +225,7 @@ def test_the_cli_wraps_each_corpus_file_once_and_unwraps_it_byte_for_byte(
     target = tmp_path / name
     target.write_bytes(original)
     data = tmp_path / "data"
-    first = tokiflow(*_wrap_args(target, data, "--yes"))
+    first = tokiflow(*_wrap_args(target, data, "--yes"), licensed=data)
     assert first.returncode == 0, first.stderr
     wrapped = target.read_bytes()
     created = _monitors(data)
@@ -225,7 +233,7 @@ def test_the_cli_wraps_each_corpus_file_once_and_unwraps_it_byte_for_byte(
         assert "nothing to wrap" in first.stdout and wrapped == original and created == []
         return
     assert wrapped != original and len(created) > 0
-    second = tokiflow(*_wrap_args(target, data, "--yes"))
+    second = tokiflow(*_wrap_args(target, data, "--yes"), licensed=data)
     assert second.returncode == 0, second.stderr
     assert f"({len(created)} already wrapped)" in second.stdout
     assert target.read_bytes() == wrapped
@@ -243,7 +251,7 @@ def test_the_created_monitors_copy_each_jobs_schedule_and_time_zone(tmp_path: Pa
     target = tmp_path / "crontab"
     target.write_bytes((CORPUS / "user-app").read_bytes())
     data = tmp_path / "data"
-    result = tokiflow(*_wrap_args(target, data, "--yes"))
+    result = tokiflow(*_wrap_args(target, data, "--yes"), licensed=data)
     assert result.returncode == 0, result.stderr
     assert "note: line 18: @reboot left as it is" in result.stdout
     found = {(m["name"], m["schedule"], m["tz"], m["schedule_kind"]) for m in _monitors(data)}
@@ -403,7 +411,7 @@ def test_wrapped_lines_do_what_the_original_lines_did_and_ping_the_server(
     after.mkdir()
     statuses_before = [cron_run(job, before) for job in JOBS]
     wrapped = tokiflow("crontab", "wrap", "--file", str(tab), "--yes", "--data-dir", str(data),
-                       "--server-url", server.url, "--tz", "UTC")  # fmt: skip
+                       "--server-url", server.url, "--tz", "UTC", licensed=data)  # fmt: skip
     assert wrapped.returncode == 0, wrapped.stderr
     lines = crontab.parse_jobs(crontab.split_lines(tab.read_text()), system=False)
     statuses_after = [cron_run(job.command, after) for job in lines]

@@ -21,6 +21,7 @@ from tokiflow.clock import FakeClock
 from tokiflow.config import Settings
 from tokiflow.importers import Upserted, slug_for_key, upsert
 from tokiflow.importers.uptime_kuma import token_uuid
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import monitors, orgs
 from tokiflow.storage.db import connect
 from tokiflow.storage.monitors import Monitor
@@ -472,9 +473,11 @@ def test_upsert_creates_then_changes_only_what_differs(
     try:
         org = orgs.ensure_default(conn, clock.now())
         now = clock.now()
-        first: Upserted = upsert(conn, org.id, "job", {"cron": "0 * * * *"}, now, now)
-        again = upsert(conn, org.id, "job", {"cron": "0 * * * *"}, now, now)
-        changed = upsert(conn, org.id, "job", {"grace": 120}, now, now)
+        first: Upserted = upsert(
+            conn, org.id, "job", {"cron": "0 * * * *"}, now, now, limits=UNLIMITED
+        )
+        again = upsert(conn, org.id, "job", {"cron": "0 * * * *"}, now, now, limits=UNLIMITED)
+        changed = upsert(conn, org.id, "job", {"grace": 120}, now, now, limits=UNLIMITED)
     finally:
         conn.close()
     assert (first.action, again.action, changed.action) == ("created", "unchanged", "updated")

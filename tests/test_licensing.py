@@ -19,7 +19,7 @@ from tokiflow import cli_license, licensing
 from tokiflow.cli import CliError
 from tokiflow.clock import FakeClock
 from tokiflow.config import load_settings
-from tokiflow.engine.monitors import build_spec, create_monitor
+from tokiflow.engine.monitors import MonitorLimitError, build_spec, create_monitor
 from tokiflow.licensing import Licence, LicenceError, LicenceLimitError
 from tokiflow.storage import orgs
 from tokiflow.storage.db import connect
@@ -281,23 +281,33 @@ def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     c.close()
 
 
-def _add_monitors(conn: sqlite3.Connection, org_id: int, n: int, prefix: str = "m") -> None:
+def _add_monitors(
+    conn: sqlite3.Connection,
+    org_id: int,
+    n: int,
+    prefix: str = "m",
+    limits: licensing.Limits = licensing.UNLIMITED,
+) -> None:
     for i in range(n):
         spec = build_spec(org_id=org_id, name=f"{prefix}{i}", period="1h")
-        create_monitor(conn, spec, NOW)
+        create_monitor(conn, spec, NOW, limits=limits)
+
+
+def _count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM monitors").fetchone()[0])
 
 
 def test_the_free_plan_refuses_the_sixth_monitor_with_the_limit_in_words(
     conn: sqlite3.Connection,
 ) -> None:
     org = orgs.ensure_default(conn, NOW)
-    _add_monitors(conn, org.id, 4)
-    licensing.check_can_create_monitor(conn, None, org.id, NOW)
-    _add_monitors(conn, org.id, 1, prefix="fifth")
-    with pytest.raises(LicenceLimitError) as err:
-        licensing.check_can_create_monitor(conn, None, org.id, NOW)
+    free = licensing.limits_for(None, NOW)
+    _add_monitors(conn, org.id, 5, limits=free)
+    with pytest.raises(MonitorLimitError) as err:
+        _add_monitors(conn, org.id, 1, prefix="sixth", limits=free)
     assert "limit of 5 monitors on the FREE plan" in str(err.value)
     assert "tokiflow license install" in str(err.value)
+    assert _count(conn) == 5
 
 
 def test_monitors_of_every_organisation_count_towards_the_limit(
@@ -305,10 +315,10 @@ def test_monitors_of_every_organisation_count_towards_the_limit(
 ) -> None:
     first = orgs.ensure_default(conn, NOW)
     second = orgs.create(conn, "second", "Second", NOW)
-    _add_monitors(conn, first.id, 3)
-    _add_monitors(conn, second.id, 2)
-    with pytest.raises(LicenceLimitError):
-        licensing.check_can_create_monitor(conn, None, second.id, NOW)
+    _add_monitors(conn, first.id, 3, limits=licensing.FREE)
+    _add_monitors(conn, second.id, 2, limits=licensing.FREE)
+    with pytest.raises(MonitorLimitError):
+        _add_monitors(conn, second.id, 1, prefix="x", limits=licensing.FREE)
 
 
 def test_after_grace_the_free_limit_stops_new_monitors_but_keeps_every_existing_one(
@@ -316,34 +326,36 @@ def test_after_grace_the_free_limit_stops_new_monitors_but_keeps_every_existing_
 ) -> None:
     org = orgs.ensure_default(conn, NOW)
     lic = licensing.verify(_issue(vendor_key, "PRO"), keys)
-    _add_monitors(conn, org.id, 8)
-    licensing.check_can_create_monitor(conn, lic, org.id, NOW)
-    licensing.check_can_create_monitor(conn, lic, org.id, _at(dt.date(2027, 1, 10)))  # grace
-    with pytest.raises(LicenceLimitError, match="limit of 5 monitors on the FREE plan"):
-        licensing.check_can_create_monitor(conn, lic, org.id, _at(dt.date(2027, 2, 1)))
-    assert conn.execute("SELECT count(*) FROM monitors").fetchone()[0] == 8
+    _add_monitors(conn, org.id, 8, limits=licensing.limits_for(lic, NOW))
+    grace = licensing.limits_for(lic, _at(dt.date(2027, 1, 10)))
+    _add_monitors(conn, org.id, 1, prefix="in-grace", limits=grace)
+    after = licensing.limits_for(lic, _at(dt.date(2027, 2, 1)))
+    with pytest.raises(MonitorLimitError, match="limit of 5 monitors on the FREE plan"):
+        _add_monitors(conn, org.id, 1, prefix="late", limits=after)
+    assert _count(conn) == 9
 
 
 def test_pro_allows_100_monitors_and_enterprise_has_no_limit(
     conn: sqlite3.Connection, vendor_key: Ed25519PrivateKey, keys: dict
 ) -> None:
     org = orgs.ensure_default(conn, NOW)
-    pro = licensing.verify(_issue(vendor_key, "PRO"), keys)
-    ent = licensing.verify(_issue(vendor_key, "ENTERPRISE"), keys)
-    _add_monitors(conn, org.id, 100)
-    with pytest.raises(LicenceLimitError, match="limit of 100 monitors on the PRO plan"):
-        licensing.check_can_create_monitor(conn, pro, org.id, NOW)
-    licensing.check_can_create_monitor(conn, ent, org.id, NOW)
+    pro = licensing.limits_for(licensing.verify(_issue(vendor_key, "PRO"), keys), NOW)
+    ent = licensing.limits_for(licensing.verify(_issue(vendor_key, "ENTERPRISE"), keys), NOW)
+    _add_monitors(conn, org.id, 100, limits=pro)
+    with pytest.raises(MonitorLimitError, match="limit of 100 monitors on the PRO plan"):
+        _add_monitors(conn, org.id, 1, prefix="x", limits=pro)
+    _add_monitors(conn, org.id, 1, prefix="x", limits=ent)
+    assert _count(conn) == 101
 
 
 def test_the_user_limit_counts_users_against_the_plan(
     vendor_key: Ed25519PrivateKey, keys: dict
 ) -> None:
-    licensing.check_can_add_user(2, None, NOW)
+    licensing.check_can_add_user(2, licensing.FREE)
     with pytest.raises(LicenceLimitError, match="limit of 3 users on the FREE plan"):
-        licensing.check_can_add_user(3, None, NOW)
+        licensing.check_can_add_user(3, licensing.limits_for(None, NOW))
     business = licensing.verify(_issue(vendor_key, "BUSINESS"), keys)
-    licensing.check_can_add_user(10_000, business, NOW)
+    licensing.check_can_add_user(10_000, licensing.limits_for(business, NOW))
 
 
 # -- the commands -------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from tokiflow import licensing
 from tokiflow.clock import FakeClock
 from tokiflow.config import Settings
 from tokiflow.engine.monitors import build_spec, create_monitor
-from tokiflow.storage import orgs
+from tokiflow.licensing import UNLIMITED
+from tokiflow.storage import monitors, orgs
 from tokiflow.storage.db import connect, prepare_data_dir
 from tokiflow.storage.migrations import migrate
 from tokiflow.storage.timefmt import to_db
@@ -37,7 +38,9 @@ def _seed(settings: Settings, now: dt.datetime, n_monitors: int = 1) -> list[str
     try:
         org = orgs.ensure_default(conn, now)
         return [
-            create_monitor(conn, build_spec(org_id=org.id, name=f"job {i}", period="1h"), now).uuid
+            create_monitor(
+                conn, build_spec(org_id=org.id, name=f"job {i}", period="1h"), now, limits=UNLIMITED
+            ).uuid
             for i in range(n_monitors)
         ]
     finally:
@@ -161,8 +164,9 @@ async def test_metrics_report_unresolved_incidents_outbox_and_delivery_latency(
 
 
 async def test_metrics_show_no_latency_and_a_zero_outbox_age_before_any_delivery(
-    client: TestClient,
+    aiohttp_client: AiohttpClient, make_app: MakeApp
 ) -> None:
+    client = await aiohttp_client(make_app(licence=None))  # a fresh install: no licence
     resp = await client.get("/metrics")
     text = await resp.text()
     assert 'tokiflow_delivery_latency_seconds{quantile="0.95"} NaN' in text
@@ -311,7 +315,7 @@ def _install(settings: Settings, key: Ed25519PrivateKey, plan: str, expires: dt.
 async def _start(
     aiohttp_client: AiohttpClient, make_app: MakeApp, key: Ed25519PrivateKey
 ) -> tuple[TestClient, web.Application]:
-    app = make_app()
+    app = make_app(licence=None)
     app[operations.LICENCE_KEYS] = licensing.keys_of(key.public_key())
     client = await aiohttp_client(app)
     return client, app
@@ -363,7 +367,8 @@ async def test_a_licence_installed_while_the_server_runs_applies_without_a_resta
     db = app[appkeys.DB]
 
     def check(conn: sqlite3.Connection) -> None:
-        licensing.check_can_create_monitor(conn, operations.current_licence(app), 1, clock.now())
+        count = monitors.count_all(conn)
+        licensing.check_can_create_monitor(count, operations.plan_limits(app))
 
     with pytest.raises(licensing.LicenceLimitError, match="limit of 5 monitors on the FREE plan"):
         await db.read(check)

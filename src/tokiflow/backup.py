@@ -28,8 +28,9 @@ from typing import IO
 
 from tokiflow import __version__
 from tokiflow.licensing import LICENCE_FILE
+from tokiflow.storage import db
 from tokiflow.storage.crypto import KEY_FILE
-from tokiflow.storage.db import StorageError, connect
+from tokiflow.storage.db import StorageError
 from tokiflow.storage.migrations import status as migration_status
 
 FORMAT = 1
@@ -72,31 +73,16 @@ def default_target(now: dt.datetime) -> Path:
 
 def snapshot_database(db_path: Path, target: Path) -> None:
     """A consistent copy of a live database (one backup step on a read connection)."""
-    src = connect(db_path, readonly=True)
     try:
-        dst = sqlite3.connect(target)
-        try:
-            # pages=-1: the whole file in one step, inside one read transaction, so the copy is
-            # one committed moment; a stepped copy restarts whenever the writer commits.
-            src.backup(dst, pages=-1)
-            dst.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            dst.close()
+        db.snapshot(db_path, target)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot copy the database {db_path}: {exc}") from None
-    finally:
-        src.close()
 
 
 def check_database(path: Path, *, full: bool = False) -> None:
     """Raise BackupError unless the SQLite file passes quick_check (integrity_check if full)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            pragma = "integrity_check" if full else "quick_check"
-            rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
-        finally:
-            conn.close()
+        rows = db.file_findings(path, full=full)
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"the database copy is not a usable SQLite file: {exc}") from None
     if rows != ["ok"]:

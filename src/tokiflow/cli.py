@@ -1,32 +1,93 @@
-"""The command line: `tokiflow serve`, `config`, `migrate`, `version` and the local admin commands."""
+"""The command line: the registry of every `tokiflow` command, its parser, and `main`.
+
+Only the command that runs is loaded. `tokiflow --help` needs each command's name and one-line
+help, kept in COMMANDS below; `tokiflow ping ...` imports the module that defines and runs `ping`
+and nothing else. So the commands a job runs on every cron run (`ping`, `run`) and the remote
+commands (`monitors list --server ...`) start without importing the server, its templates or its
+database code; the commands that work on the data folder import those when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import errno
-import logging
-import signal
-import socket
+import importlib
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
-
-from aiohttp import web
+from collections.abc import Callable, Collection, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from tokiflow import __version__
-from tokiflow.config import (
-    SETTINGS_BY_NAME,
-    ConfigError,
-    Settings,
-    effective_settings,
-    load_settings,
-)
-from tokiflow.logs import AccessLogger, configure_logging
-from tokiflow.storage.db import StorageError, prepare_data_dir
-from tokiflow.storage.migrations import migrate, status
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from tokiflow.config import Settings
+
+AddCommon = Callable[[argparse.ArgumentParser], None]
+Define = Callable[[argparse.ArgumentParser, AddCommon], None]
+
+
+class Command(NamedTuple):
+    """A top-level command: its name and one-line help, and the functions that add its arguments
+    and sub-commands to its parser ("module:function" in the tokiflow package), imported only when
+    the command is used. A command's functions set the `handler` that runs it."""
+
+    name: str
+    help: str
+    define: tuple[str, ...] = ()
+
+
+def _command(name: str, help: str, *define: str) -> Command:
+    return Command(name, help, define)
+
+
+# Every command, in the order of `tokiflow --help`. An explicit list (no plugin discovery); the
+# frozen binary carries every module of the package (see tokiflow.spec).
+# fmt: off
+COMMANDS: tuple[Command, ...] = (
+    _command("serve", "run the server (HTTP, scheduler, alerts)", "cli_serve:define_serve"),
+    _command("config", "print the effective settings and where each comes from",
+             "cli_serve:define_config"),
+    _command("migrate", "apply pending database migrations (or list them)",
+             "cli_serve:define_migrate"),
+    _command("version", "print the version"),
+    _command("monitors", "list, show, create, change, pause and delete monitors (data folder or "
+             "server)", "cli_monitors:define_monitors"),
+    _command("incidents", "list, acknowledge, resolve incidents (data folder or server)",
+             "cli_monitors:define_incidents"),
+    _command("user", "create users (local data folder)", "cli_admin:define_user"),
+    _command("apikey", "create API keys (local data folder)", "cli_admin:define_apikey"),
+    _command("orgs", "list organisations and their ping keys",
+             "cli_admin:define_orgs", "cli_import:define_orgs_dsn"),
+    _command("import", "import monitors from Healthchecks, Cronitor, Uptime Kuma",
+             "cli_import:define_import"),
+    _command("channels", "alert channels: add, list, test, delete",
+             "cli_channels:define_channels"),
+    _command("deliveries", "the alert delivery log", "cli_channels:define_deliveries"),
+    _command("run", "run a command and report its start, exit status and output to a monitor",
+             "cli_run:define_run"),
+    _command("ping", "send one ping and print the server's reply", "cli_ping:define_ping"),
+    _command("login", "sign this command line in to a server (stores an API key)",
+             "cli_login:define_login"),
+    _command("logout", "forget the stored login (removes the credentials file)",
+             "cli_login:define_logout"),
+    _command("crontab", "monitor every job of a crontab (wrap) or undo it",
+             "cli_crontab:define_crontab"),
+    _command("analytics", "an organisation's health, uptime and reliability",
+             "cli_analytics:define_analytics"),
+    _command("runs", "job runs and their captured output", "cli_analytics:define_runs"),
+    _command("pings", "stored pings and their bodies", "cli_analytics:define_pings"),
+    _command("redactions", "an organisation's own redaction patterns for output",
+             "cli_analytics:define_redactions"),
+    _command("license", "install and show the licence (plan limits)",
+             "cli_license:define_license"),
+    _command("backup", "online, consistent backup of the data folder (.tar.gz)",
+             "cli_backup:define_backup"),
+    _command("restore", "restore a backup into an empty data folder", "cli_backup:define_restore"),
+    _command("doctor", "check permissions, disk, database, clock and SMTP",
+             "cli_backup:define_doctor"),
+    _command("healthcheck", "exit 0 if the local server's /healthz is ok",
+             "cli_backup:define_healthcheck"),
+)
+# fmt: on
 
 
 class CliError(Exception):
@@ -35,6 +96,11 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (the command goes on)."""
+    print(f"tokiflow: warning: {message}", file=sys.stderr)
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,78 +112,79 @@ class Parser(argparse.ArgumentParser):
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config file (see docs/configuration.md)")
-    p.add_argument("--data-dir", dest="data_dir", metavar="DIR", help=_help("data_dir"))
+    p.add_argument("--data-dir", dest="data_dir", metavar="DIR", help=setting_help("data_dir"))
 
 
-def _help(name: str) -> str:
+def setting_help(name: str) -> str:
+    """A flag's help for the setting `name`: its text, environment variable and default."""
+    from tokiflow.config import SETTINGS_BY_NAME
+
     s = SETTINGS_BY_NAME[name]
     return f"{s.help} [env {s.env}, default {s.default or 'none'}]"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _resolve(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(f"tokiflow.{module}"), name)
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The `tokiflow` parser. Every command is listed; only those in `commands` (all of them when
+    None) get their arguments, which imports the modules that define them."""
     parser = Parser(
         prog="tokiflow",
         description="Tokiflow: a self-hosted cron-job and heartbeat monitor in one process.",
     )
     parser.add_argument("--version", action="version", version=f"tokiflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-
-    serve = sub.add_parser("serve", help="run the server (HTTP, scheduler, alerts)")
-    _add_common(serve)
-    serve.add_argument("--host", help=_help("host"))
-    serve.add_argument("--port", help=_help("port"))
-    serve.add_argument("--base-url", dest="base_url", metavar="URL", help=_help("base_url"))
-    serve.add_argument("--log-level", dest="log_level", help=_help("log_level"))
-    serve.add_argument("--log-format", dest="log_format", help=_help("log_format"))
-
-    config = sub.add_parser("config", help="print the effective settings and where each comes from")
-    _add_common(config)
-
-    mig = sub.add_parser("migrate", help="apply pending database migrations (or list them)")
-    _add_common(mig)
-    mig.add_argument("--list", action="store_true", help="only list applied and pending migrations")
-
-    sub.add_parser("version", help="print the version")
-
-    for module in _command_modules():
-        module.add_commands(sub, _add_common)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help)
+        if commands is None or command.name in commands:
+            for ref in command.define:
+                define: Define = _resolve(ref)
+                define(p, _add_common)
     return parser
 
 
-def _command_modules() -> list[Any]:
-    # An explicit list (no plugin discovery): the frozen binary must see every import.
-    from tokiflow import (
-        cli_admin,
-        cli_analytics,
-        cli_backup,
-        cli_channels,
-        cli_crontab,
-        cli_import,
-        cli_license,
-        cli_run,
-    )
+def _command_modules() -> list[ModuleType]:
+    """Every module that defines a command, imported (the command line itself imports only the
+    one a command needs)."""
+    names = dict.fromkeys(ref.partition(":")[0] for c in COMMANDS for ref in c.define)
+    return [importlib.import_module(f"tokiflow.{name}") for name in names]
 
-    return [
-        cli_admin,
-        cli_import,
-        cli_channels,
-        cli_run,
-        cli_crontab,
-        cli_analytics,
-        cli_license,
-        cli_backup,
-    ]
+
+def _named_command(argv: Sequence[str]) -> list[str]:
+    # The first word that is not an option: tokiflow's own options (--help, --version) take no
+    # values, so it is the command (or a typo, which argparse reports with the full list).
+    return [word for word in argv if not word.startswith("-")][:1]
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    from tokiflow.config import SETTINGS_BY_NAME, load_settings
+
     flags: dict[str, Any] = {
         name: getattr(args, name) for name in SETTINGS_BY_NAME if hasattr(args, name)
     }
     return load_settings(flags, config_file=getattr(args, "config", None))
 
 
+def use_logging(settings: Settings) -> None:
+    """Log as the settings say. Commands on a server do without: the logging set-up imports the
+    server's HTTP stack (for its access log)."""
+    from tokiflow.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _failed(exc: Exception) -> int:
+    print(f"tokiflow: error: {exc}", file=sys.stderr)
+    code: int = getattr(exc, "code", 1)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -129,105 +196,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "no_settings", False):
             # The job wrapper must run the job whatever the server settings say.
             return int(args.handler(None, args))
+        return _with_settings(parser, args)
+    except CliError as exc:
+        return _failed(exc)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from tokiflow.storage.db import StorageError  # only commands on the data folder raise it
+
+        if not isinstance(exc, StorageError):
+            raise
+        return _failed(exc)
+
+
+def _with_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    # The settings (config file, TOKIFLOW_* variables) are read only by the commands that use
+    # them, so that `tokiflow ping` and `tokiflow --help` do not load them.
+    from tokiflow.config import ConfigError
+
+    try:
         settings = settings_from(args)
-        configure_logging(settings.log_level, settings.log_format)
-        if args.command == "serve":
-            return serve(settings)
-        if args.command == "config":
-            return cmd_config(settings)
-        if args.command == "migrate":
-            return cmd_migrate(settings, list_only=args.list)
+        if not getattr(args, "may_be_remote", False):
+            use_logging(settings)  # else the handler does, once it knows it works here
         handler = getattr(args, "handler", None)
         if handler is None:
             parser.error(f"unknown command {args.command}")
         return int(handler(settings, args))
-    except (CliError, ConfigError, StorageError) as exc:
-        print(f"tokiflow: error: {exc}", file=sys.stderr)
-        return getattr(exc, "code", 1)
-    except KeyboardInterrupt:
-        return 130
-
-
-def cmd_config(settings: Settings) -> int:
-    rows = effective_settings(settings)
-    width = max(len(name) for name, _, _ in rows)
-    for name, value, source in rows:
-        print(f"{name:<{width}}  {value:<30}  ({source})")
-    return 0
-
-
-def cmd_migrate(settings: Settings, *, list_only: bool) -> int:
-    path = settings.db_path
-    current = status(path)
-    if list_only:
-        for name in current.applied:
-            print(f"applied  {name}")
-        for name in current.pending:
-            print(f"pending  {name}")
-        for name in current.unknown:
-            print(f"unknown  {name}  (from a newer version)")
-        return 0
-    prepare_data_dir(settings.data_dir)
-    done = migrate(path)
-    print("applied " + ", ".join(done) if done else "database is up to date")
-    return 0
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise CliError(f"port {port} on {host} is already in use") from None
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def serve(settings: Settings) -> int:
-    """Run the server until SIGTERM or SIGINT, then drain requests and close cleanly."""
-    sock = _bind(settings.host, settings.port)
-    try:
-        return asyncio.run(_serve(settings, sock))
-    finally:
-        sock.close()
-
-
-async def _serve(settings: Settings, sock: socket.socket) -> int:
-    from tokiflow.app import create_app
-
-    app = create_app(settings)
-    runner = web.AppRunner(
-        app,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("tokiflow.access") if settings.access_log else None,
-        shutdown_timeout=float(settings.shutdown_timeout),
-        handle_signals=False,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await runner.setup()
-    except (StorageError, ConfigError) as exc:
-        await runner.cleanup()
-        raise CliError(str(exc)) from None
-    site = web.SockSite(runner, sock, shutdown_timeout=float(settings.shutdown_timeout))
-    await site.start()
-    bound = sock.getsockname()[1]
-    print(
-        f"Tokiflow {__version__} listening on http://{settings.host}:{bound} "
-        f"(data in {settings.data_dir}); press Ctrl+C to stop",
-        flush=True,
-    )
-    await stop.wait()
-    log.info("shutting down")
-    await runner.cleanup()
-    print("Tokiflow stopped", flush=True)
-    return 0
+    except ConfigError as exc:
+        return _failed(exc)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from tokiflow import licensing
+from tokiflow.cli import AddCommon, warn
 from tokiflow.clock import SystemClock
 from tokiflow.config import Settings
 from tokiflow.engine import audit, auth, views
-from tokiflow.engine import incidents as incident_actions
-from tokiflow.engine.monitors import MonitorError, build_spec, create_monitor
-from tokiflow.storage import accounts, channels, incidents, monitors, orgs
+from tokiflow.storage import accounts, db, orgs
 from tokiflow.storage.db import StorageError, connect, prepare_data_dir
 from tokiflow.storage.migrations import migrate
 from tokiflow.storage.monitors import Monitor
@@ -36,13 +36,8 @@ def transaction(settings: Settings, *, commit: bool = True) -> Iterator[sqlite3.
     migrate(settings.db_path)
     conn = connect(settings.db_path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with db.transaction(conn, commit=commit):
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT" if commit else "ROLLBACK")
     finally:
         conn.close()
 
@@ -75,74 +70,11 @@ def monitor_json(m: Monitor, org: Org | None, settings: Settings) -> dict[str, A
     return views.monitor_view(m, org, settings.public_url)
 
 
-def cmd_monitors_add(settings: Settings, args: argparse.Namespace) -> int:
-    with transaction(settings) as conn:
-        org = org_for(conn, args.org)
-        try:
-            spec = build_spec(
-                org_id=org.id, name=args.name, slug=args.slug, period=args.period,
-                cron=args.schedule, tz=args.tz, grace=args.grace,
-                max_runtime=args.max_runtime, min_runtime=args.min_runtime,
-                tags=args.tags or "", renotify_every=args.renotify,
-                notify_resolve=not args.no_resolve_alerts, late_incidents=args.late_alerts,
-            )  # fmt: skip
-            m = create_monitor(conn, spec, SystemClock().now())
-            if args.channels is not None:
-                _set_channels(conn, m.id, org.id, args.channels)
-        except MonitorError as exc:
-            raise AdminError(str(exc)) from None
-    data = monitor_json(m, org, settings)
-    if args.json:
-        print(json.dumps(data))
-    else:
-        print(f"created monitor '{m.name}' ({data['schedule_words']})")
-        print(f"  ping URL:  {data['ping_url']}")
-        print(f"  slug URL:  {data['slug_url']}")
-    return 0
-
-
-def _set_channels(conn: sqlite3.Connection, monitor_id: int, org_id: int, text: str) -> None:
-    try:
-        ids = [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise AdminError("--channels takes channel numbers, e.g. --channels 1,3") from None
-    known = {c.id for c in channels.list_for_org(conn, org_id)}
-    missing = [i for i in ids if i not in known]
-    if missing:
-        raise AdminError(
-            f"no channel #{missing[0]} in this organisation (see 'tokiflow channels list')"
-        )
-    channels.set_monitor_channels(conn, monitor_id, ids)
-
-
 def _read(settings: Settings) -> sqlite3.Connection:
     if not settings.db_path.exists():
         raise AdminError(f"no database in {settings.data_dir} (run 'tokiflow serve' first)")
     migrate(settings.db_path)
     return connect(settings.db_path, readonly=True)
-
-
-def cmd_monitors_list(settings: Settings, args: argparse.Namespace) -> int:
-    conn = _read(settings)
-    try:
-        by_id = {o.id: o for o in orgs.list_all(conn)}
-        org_id = _org_readonly(conn, args.org)
-        rows = [monitor_json(m, by_id.get(m.org_id), settings)
-                for m in monitors.list_for_org(conn, org_id)]  # fmt: skip
-    finally:
-        conn.close()
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    if not rows:
-        print("no monitors yet: add one with 'tokiflow monitors add --name NAME --period 1h'")
-        return 0
-    print(f"{'STATUS':<8}  {'NAME':<30}  {'LAST PING':<20}  {'UUID':<36}  SCHEDULE")
-    for r in rows:
-        last = (r["last_ping"] or "never")[:19]
-        print(f"{r['status']:<8}  {r['name'][:30]:<30}  {last:<20}  {r['uuid']}  "
-              f"{r['schedule_words']}")  # fmt: skip
-    return 0
 
 
 def _org_readonly(conn: sqlite3.Connection, slug: str | None) -> int | None:
@@ -152,64 +84,6 @@ def _org_readonly(conn: sqlite3.Connection, slug: str | None) -> int | None:
     if org is None:
         raise AdminError(f"no organisation with slug '{slug}' (see 'tokiflow orgs list')")
     return org.id
-
-
-def cmd_monitors_get(settings: Settings, args: argparse.Namespace) -> int:
-    conn = _read(settings)
-    try:
-        m = monitors.by_uuid(conn, args.uuid.lower())
-        if m is None:
-            raise AdminError(f"no monitor with uuid {args.uuid}")
-        data = monitor_json(m, orgs.get(conn, m.org_id), settings)
-    finally:
-        conn.close()
-    if args.json:
-        print(json.dumps(data))
-    else:
-        width = max(len(k) for k in data)
-        for key, value in data.items():
-            print(f"{key:<{width}}  {value if value is not None else '-'}")
-    return 0
-
-
-def cmd_incidents_list(settings: Settings, args: argparse.Namespace) -> int:
-    conn = _read(settings)
-    try:
-        org_id = _org_readonly(conn, args.org)
-        rows = []
-        for inc in incidents.list_recent(conn, org_id=org_id, limit=args.limit):
-            m = monitors.get(conn, inc.monitor_id)
-            rows.append({
-                "id": inc.id, "kind": inc.kind, "state": inc.state,
-                "monitor": m.name if m else None, "monitor_uuid": m.uuid if m else None,
-                "reason": inc.reason, "opened_at": _iso(inc.opened_at),
-                "acknowledged_at": _iso(inc.acknowledged_at), "resolved_at": _iso(inc.resolved_at),
-            })  # fmt: skip
-    finally:
-        conn.close()
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    if not rows:
-        print("no incidents")
-    for r in rows:
-        print(f"#{r['id']:<5} {r['kind']:<8} {r['state']:<12} {r['opened_at'][:19]}  "
-              f"{r['monitor']}: {r['reason']}")  # fmt: skip
-    return 0
-
-
-def cmd_incidents_act(settings: Settings, args: argparse.Namespace) -> int:
-    now = SystemClock().now()
-    with transaction(settings) as conn:
-        try:
-            if args.action == "ack":
-                inc = incident_actions.acknowledge(conn, args.id, now)
-            else:
-                inc = incident_actions.resolve(conn, args.id, now, "cli")
-        except incident_actions.IncidentError as exc:
-            raise AdminError(str(exc)) from None
-    print(f"incident #{inc.id} is now {inc.state}")
-    return 0
 
 
 def cmd_orgs_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -245,6 +119,11 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
             org = orgs.ensure_default(conn, now)
         if accounts.user_by_email(conn, args.email) is not None:
             raise AdminError(f"a user with email {args.email} already exists")
+        try:
+            limits = licensing.limits_in_force(settings.data_dir, now, warn=warn)
+            licensing.check_can_add_user(accounts.count_users(conn), limits)
+        except licensing.LicenceLimitError as exc:
+            raise AdminError(str(exc)) from None
         user = accounts.create_user(conn, email=args.email.strip(), name=args.name or "",
                                     password_hash=password_hash, now=now)  # fmt: skip
         accounts.add_member(conn, user.id, org.id, args.role, now)
@@ -276,74 +155,10 @@ def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-AddCommon = Callable[[argparse.ArgumentParser], None]
+# -- the parsers (`monitors` and `incidents` are in cli_monitors) -----------------------------------
 
 
-def add_commands(sub: Any, add_common: AddCommon) -> None:
-    """Register `monitors`, `incidents` and `orgs` on the `tokiflow` parser."""
-    mon = sub.add_parser("monitors", help="add, list and inspect monitors (local data folder)")
-    msub = mon.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = msub.add_parser("add", help="create a monitor and print its ping URLs")
-    add_common(add)
-    add.add_argument("--name", required=True, help="monitor name")
-    add.add_argument("--slug", help="URL slug (default: from the name)")
-    when = add.add_mutually_exclusive_group(required=True)
-    when.add_argument("--period", help="expected every PERIOD, e.g. 1h, 15m, 1d")
-    when.add_argument(
-        "--schedule", metavar="CRON", help="5-field cron expression, e.g. '*/5 * * * *'"
-    )
-    add.add_argument("--tz", default="UTC", help="time zone of the cron expression (default UTC)")
-    add.add_argument("--grace", default="1h", help="how late a ping may be before alerting (1h)")
-    add.add_argument("--max-runtime", dest="max_runtime", help="alert when a run takes longer")
-    add.add_argument("--min-runtime", dest="min_runtime", help="alert when a run is this fast")
-    add.add_argument("--tags", help="space-separated tags")
-    add.add_argument("--renotify", metavar="EVERY",
-                     help="re-send alerts every EVERY (e.g. 30m) while an incident is open "
-                     "and unacknowledged")  # fmt: skip
-    add.add_argument("--late-alerts", action="store_true",
-                     help="also open an incident (and alert) when a ping is late, in grace")  # fmt: skip
-    add.add_argument("--no-resolve-alerts", action="store_true",
-                     help="do not alert when the job recovers")  # fmt: skip
-    add.add_argument("--channels", metavar="IDS",
-                     help="alert only these channels (e.g. 1,3; '' for none); default: every "
-                     "default channel of the organisation")  # fmt: skip
-    add.add_argument("--org", help="organisation slug (default: the first organisation)")
-    add.add_argument("--json", action="store_true", help="print the monitor as one JSON object")
-    add.set_defaults(handler=cmd_monitors_add)
-
-    lst = msub.add_parser("list", help="list monitors with their status")
-    add_common(lst)
-    lst.add_argument("--org", help="only this organisation's monitors")
-    lst.add_argument("--json", action="store_true", help="print a JSON array")
-    lst.set_defaults(handler=cmd_monitors_list)
-
-    get = msub.add_parser("get", help="show one monitor")
-    add_common(get)
-    get.add_argument("uuid", help="the monitor's uuid")
-    get.add_argument("--json", action="store_true", help="print one JSON object")
-    get.set_defaults(handler=cmd_monitors_get)
-
-    inc = sub.add_parser(
-        "incidents", help="list, acknowledge, resolve incidents (local data folder)"
-    )
-    isub = inc.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ilist = isub.add_parser("list", help="recent incidents, newest first")
-    add_common(ilist)
-    ilist.add_argument("--org", help="only this organisation's incidents")
-    ilist.add_argument("--limit", type=int, default=100, help="how many (default 100)")
-    ilist.add_argument("--json", action="store_true", help="print a JSON array")
-    ilist.set_defaults(handler=cmd_incidents_list)
-
-    for action, words in (
-        ("ack", "acknowledge an open incident"),
-        ("resolve", "resolve an incident"),
-    ):
-        act = isub.add_parser(action, help=words)
-        add_common(act)
-        act.add_argument("id", type=int, help="the incident number (see 'incidents list')")
-        act.set_defaults(handler=cmd_incidents_act)
-
-    user = sub.add_parser("user", help="create users (local data folder)")
+def define_user(user: argparse.ArgumentParser, add_common: AddCommon) -> None:
     usub = user.add_subparsers(dest="action", metavar="ACTION", required=True)
     ucreate = usub.add_parser("create", help="create a user and add them to an organisation")
     add_common(ucreate)
@@ -357,7 +172,8 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     )
     ucreate.set_defaults(handler=cmd_user_create)
 
-    key = sub.add_parser("apikey", help="create API keys (local data folder)")
+
+def define_apikey(key: argparse.ArgumentParser, add_common: AddCommon) -> None:
     ksub = key.add_subparsers(dest="action", metavar="ACTION", required=True)
     kcreate = ksub.add_parser("create", help="create an API key and print it (shown only once)")
     add_common(kcreate)
@@ -366,7 +182,9 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     kcreate.add_argument("--read-only", action="store_true", help="a key that can only read")
     kcreate.set_defaults(handler=cmd_apikey_create)
 
-    org = sub.add_parser("orgs", help="list organisations and their ping keys")
+
+def define_orgs(org: argparse.ArgumentParser, add_common: AddCommon) -> None:
+    """`orgs list` (cli_import adds `orgs dsn`)."""
     osub = org.add_subparsers(dest="action", metavar="ACTION", required=True)
     olist = osub.add_parser("list", help="organisations with slug and ping key")
     add_common(olist)

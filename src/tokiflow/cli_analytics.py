@@ -12,10 +12,11 @@ import argparse
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from tokiflow.cli import AddCommon
 from tokiflow.cli_admin import reading, transaction
+from tokiflow.cli_monitors import DAYS
 from tokiflow.clock import SystemClock
 from tokiflow.config import SETTINGS_BY_NAME, Settings
 from tokiflow.engine import analytics
@@ -27,7 +28,6 @@ from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.orgs import Org
 from tokiflow.storage.outputs import OutputError, OutputStore
 
-DAYS = (7, 30, 90)
 _HOURS = "".join(f"{h:<3}" for h in range(0, 24, 3))
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _SHADES = " .:-=+*#%@"
@@ -340,57 +340,12 @@ def cmd_redactions(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-# -- the parser ----------------------------------------------------------------------------------
-
-AddCommon = Callable[[argparse.ArgumentParser], None]
-
-
-def _group(sub: Any, name: str, help_text: str) -> Any:
-    """The sub-command group of `tokiflow NAME`, created if no other module made it."""
-    parser = sub.choices.get(name) or sub.add_parser(name, help=help_text)
-    for action in parser._actions:  # noqa: SLF001 - argparse keeps sub-parsers only here
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            return action
-    return parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+# -- the parsers ----------------------------------------------------------------------------------
+# (`monitors stats|set-anomaly|set-capture` are defined with the other monitor commands, in
+# cli_monitors.)
 
 
-def _on_off(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--on", dest="alerts", action="store_const", const=True, help="alerts on")
-    g.add_argument("--off", dest="alerts", action="store_const", const=False, help="alerts off")
-
-
-def add_commands(sub: Any, add_common: AddCommon) -> None:
-    """Register these commands on the `tokiflow` parser."""
-    mon = _group(sub, "monitors", "add, list and inspect monitors (local data folder)")
-    st = mon.add_parser("stats", help="health, uptime, MTBF/MTTR, durations and failure trends")
-    add_common(st)
-    st.add_argument("uuid", help="the monitor's uuid")
-    st.add_argument("--days", type=int, choices=DAYS, default=7, help="period (default 7)")
-    st.add_argument("--json", action="store_true", help="print one JSON object")
-    st.set_defaults(handler=cmd_monitor_stats)
-
-    sa = mon.add_parser("set-anomaly", help="anomaly thresholds of a monitor, alerts on or off")
-    add_common(sa)
-    sa.add_argument("uuid", help="the monitor's uuid")
-    sa.add_argument("--factor", type=float, help="slow = over FACTOR x the median (1.5)")
-    sa.add_argument("--z", type=float, help="... and over Z standard deviations (3)")
-    sa.add_argument("--output-drop", dest="output_drop", type=float,
-                    help="output alert below this share of the last 7 (0.3; 0 turns it off)")  # fmt: skip
-    _on_off(sa)
-    sa.add_argument("--json", action="store_true", help="print the thresholds as JSON")
-    sa.set_defaults(handler=cmd_set_anomaly)
-
-    sc = mon.add_parser("set-capture", help="how much output of a monitor is kept per ping")
-    add_common(sc)
-    sc.add_argument("uuid", help="the monitor's uuid")
-    which = sc.add_mutually_exclusive_group(required=True)
-    which.add_argument("--limit", help="bytes kept (the tail), e.g. 64k; 0 turns capture off")
-    which.add_argument("--default", action="store_true", help="use output_capture_limit")
-    sc.add_argument("--json", action="store_true", help="print the thresholds as JSON")
-    sc.set_defaults(handler=cmd_set_capture)
-
-    an = sub.add_parser("analytics", help="an organisation's health, uptime and reliability")
+def define_analytics(an: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(an)
     an.add_argument("--org", help="organisation slug (default: the first one)")
     an.add_argument("--days", type=int, choices=DAYS, default=7, help="period (default 7)")
@@ -402,14 +357,18 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     usage.add_argument("--json", action="store_true", help="print a JSON array")
     usage.set_defaults(handler=cmd_storage)
 
-    rsub = _group(sub, "runs", "job runs and their captured output")
+
+def define_runs(runs: argparse.ArgumentParser, add_common: AddCommon) -> None:
+    rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
     out = rsub.add_parser("output", help="print the captured output of a finished run")
     add_common(out)
     out.add_argument("run_id", type=int, help="the run number (incident run ids, run lists)")
     out.add_argument("--json", action="store_true", help="print one JSON object")
     out.set_defaults(handler=cmd_run_output)
 
-    psub = _group(sub, "pings", "stored pings and their bodies")
+
+def define_pings(pings: argparse.ArgumentParser, add_common: AddCommon) -> None:
+    psub = pings.add_subparsers(dest="action", metavar="ACTION", required=True)
     body = psub.add_parser("body", help="print the captured body of one ping")
     add_common(body)
     body.add_argument("uuid", help="the monitor's uuid")
@@ -417,15 +376,17 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     body.add_argument("--json", action="store_true", help="print one JSON object")
     body.set_defaults(handler=cmd_ping_body)
 
-    red = _group(sub, "redactions", "an organisation's own redaction patterns for output")
-    radd = red.add_parser("add", help="redact what this regular expression matches")
+
+def define_redactions(red: argparse.ArgumentParser, add_common: AddCommon) -> None:
+    rsub = red.add_subparsers(dest="action", metavar="ACTION", required=True)
+    radd = rsub.add_parser("add", help="redact what this regular expression matches")
     add_common(radd)
     radd.add_argument("pattern", help="Python regular expression; group 'secret' limits it")
     radd.add_argument("--note", default="", help="what the pattern is for")
-    rlist = red.add_parser("list", help="the organisation's patterns")
+    rlist = rsub.add_parser("list", help="the organisation's patterns")
     add_common(rlist)
     rlist.add_argument("--json", action="store_true", help="print a JSON array")
-    rrm = red.add_parser("remove", help="delete a pattern by its number")
+    rrm = rsub.add_parser("remove", help="delete a pattern by its number")
     add_common(rrm)
     rrm.add_argument("id", type=int, help="the pattern number (see 'redactions list')")
     for p in (radd, rlist, rrm):

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from tokiflow import backup, licensing
-from tokiflow.cli import CliError
+from tokiflow.cli import AddCommon, CliError
 from tokiflow.clock import Clock, SystemClock
 from tokiflow.config import Settings
+from tokiflow.storage import db, monitors
 from tokiflow.storage.crypto import KEY_FILE
 from tokiflow.storage.db import StorageError, connect
 from tokiflow.storage.migrations import status as migration_status
-from tokiflow.storage.timefmt import from_db
 
 DISK_FAIL_BYTES = 200 * 1024 * 1024
 DISK_WARN_BYTES = 1024 * 1024 * 1024
@@ -145,8 +145,8 @@ def check_database(settings: Settings, now: dt.datetime) -> list[Finding]:
         state = migration_status(path)
         conn = connect(path, readonly=True)
         try:
-            rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
-            newest = conn.execute("SELECT max(last_ping_at) FROM monitors").fetchone()[0]
+            rows = db.quick_check(conn)
+            newest = monitors.newest_ping_at(conn)
         finally:
             conn.close()
     except (StorageError, sqlite3.Error) as exc:
@@ -170,10 +170,9 @@ def check_database(settings: Settings, now: dt.datetime) -> list[Finding]:
     return found
 
 
-def _check_clock(now: dt.datetime, newest: str | None) -> Finding:
-    if newest is None:
+def _check_clock(now: dt.datetime, last: dt.datetime | None) -> Finding:
+    if last is None:
         return Finding("ok", "clock", f"{now:%Y-%m-%d %H:%M:%S} UTC (no pings yet to compare)")
-    last = from_db(newest)
     if now + CLOCK_SLACK < last:
         return Finding(
             "fail", "clock",
@@ -278,9 +277,7 @@ def _reason(body: bytes) -> str:
     return str(data.get("db") or data.get("status") or "") if isinstance(data, dict) else ""
 
 
-def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register `backup`, `restore`, `doctor` and `healthcheck` on the `tokiflow` parser."""
-    bak = sub.add_parser("backup", help="online, consistent backup of the data folder (.tar.gz)")
+def define_backup(bak: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(bak)
     bak.add_argument(
         "--to", metavar="FILE", help="archive to write (default: ./tokiflow-backup-<time>.tar.gz)"
@@ -288,18 +285,21 @@ def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]
     bak.add_argument("--quiet", action="store_true", help="no progress lines, only the path")
     bak.set_defaults(handler=cmd_backup)
 
-    res = sub.add_parser("restore", help="restore a backup into an empty data folder")
+
+def define_restore(res: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(res)
     res.add_argument("file", help="the .tar.gz made by 'tokiflow backup'")
     res.add_argument("--quiet", action="store_true", help="no progress lines")
     res.set_defaults(handler=cmd_restore)
 
-    doc = sub.add_parser("doctor", help="check permissions, disk, database, clock and SMTP")
+
+def define_doctor(doc: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(doc)
     doc.add_argument("--json", action="store_true", help="print the findings as JSON")
     doc.set_defaults(handler=cmd_doctor)
 
-    hc = sub.add_parser("healthcheck", help="exit 0 if the local server's /healthz is ok")
+
+def define_healthcheck(hc: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(hc)
     hc.add_argument("--port", help="port of the server (default: the port setting)")
     hc.add_argument("--host", help="address of the server (default: the host setting)")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 from tokiflow.channels.base import ChannelConfigError, ChannelError, SendContext
 from tokiflow.channels.http import Outbound
 from tokiflow.channels.registry import CHANNELS
+from tokiflow.cli import AddCommon
 from tokiflow.cli_admin import AdminError, _iso, _org_readonly, _read, org_for, transaction
 from tokiflow.clock import SystemClock
 from tokiflow.config import Settings
@@ -22,7 +22,6 @@ from tokiflow.engine import channel_setup
 from tokiflow.engine.dispatcher import make_channel
 from tokiflow.storage import channels, notifications
 from tokiflow.storage.crypto import Sealer, load_or_create_key
-from tokiflow.storage.timefmt import to_db
 
 
 def _sealer(settings: Settings) -> Sealer:
@@ -38,6 +37,9 @@ def _view_json(v: channel_setup.ChannelView) -> dict[str, Any]:
 
 
 def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
+    from tokiflow import licensing
+    from tokiflow.cli import warn
+
     try:
         config = json.loads(args.channel_config)
     except json.JSONDecodeError as exc:
@@ -46,10 +48,14 @@ def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
         sealer = _sealer(settings)
         org = org_for(conn, args.org)
         try:
+            now = SystemClock().now()
             row = channel_setup.create(
                 conn, sealer, org_id=org.id, kind=args.kind, name=args.name, config=config,
-                is_default=not args.no_default, now=SystemClock().now(),
+                is_default=not args.no_default, now=now,
+                limits=licensing.limits_in_force(settings.data_dir, now, warn=warn),
             )  # fmt: skip
+        except channel_setup.ChannelPlanError as exc:
+            raise AdminError(exc.message) from None
         except ChannelConfigError as exc:
             raise AdminError(f"invalid channel: {exc}") from None
         shown = channel_setup.view(row, sealer)
@@ -117,11 +123,7 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
             idempotency_key=key, message="{}", now=now,
         )  # fmt: skip
         assert notification_id is not None
-        state = "sent" if ok else "dead"
-        conn.execute(
-            "UPDATE notifications SET state = ?, attempts = 1, sent_at = ?, last_error = ? WHERE id = ?",
-            (state, to_db(now) if ok else None, None if ok else detail, notification_id),
-        )
+        notifications.finish_test(conn, notification_id, ok=ok, error=detail, at=now)
         notifications.record_attempt(
             conn, notification_id, at=now, ok=ok, status=detail if ok else "",
             error="" if ok else detail, latency_ms=latency,
@@ -173,9 +175,7 @@ def cmd_deliveries(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register `channels` and `deliveries` on the `tokiflow` parser."""
-    ch = sub.add_parser("channels", help="alert channels: add, list, test, delete")
+def define_channels(ch: argparse.ArgumentParser, add_common: AddCommon) -> None:
     csub = ch.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = csub.add_parser("add", help="add an alert channel")
     # --config is the channel's JSON here, so the config file comes from TOKIFLOW_CONFIG only.
@@ -206,7 +206,8 @@ def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]
     delete.add_argument("id", type=int, help="channel number")
     delete.set_defaults(handler=cmd_delete)
 
-    dl = sub.add_parser("deliveries", help="the alert delivery log")
+
+def define_deliveries(dl: argparse.ArgumentParser, add_common: AddCommon) -> None:
     dsub = dl.add_subparsers(dest="action", metavar="ACTION", required=True)
     dlist = dsub.add_parser("list", help="recent notifications with every attempt")
     add_common(dlist)

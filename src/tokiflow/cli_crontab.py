@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokiflow import crontab
-from tokiflow.cli import CliError
+from tokiflow import crontab, licensing
+from tokiflow.cli import AddCommon, CliError, warn
 from tokiflow.cli_admin import org_for as _org
 from tokiflow.cli_admin import transaction as _transaction
 from tokiflow.clock import SystemClock
@@ -275,6 +275,7 @@ def cmd_wrap(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     _confirm(args, f"Create {len(plan.jobs)} monitor(s) and install this crontab?")
     now = SystemClock().now()
+    limits = licensing.limits_in_force(settings.data_dir, now, warn=warn)
     with _transaction(settings) as conn:
         org = _org(conn, args.org)
         for job in plan.jobs:
@@ -284,7 +285,7 @@ def cmd_wrap(settings: Settings, args: argparse.Namespace) -> int:
                     grace=args.grace, tags="crontab", uuid=job.uuid,
                     description=redact(f"{source.label}, line {job.index + 1}: {job.original}")[0],
                 )  # fmt: skip
-                create_monitor(conn, spec, now)
+                create_monitor(conn, spec, now, limits=limits)
             except MonitorError as exc:
                 raise CliError(f"line {job.index + 1}: {exc}") from None
         record = {
@@ -341,9 +342,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="install without asking")
 
 
-def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register these commands on the `tokiflow` parser."""
-    cron = sub.add_parser("crontab", help="monitor every job of a crontab (wrap) or undo it")
+def define_crontab(cron: argparse.ArgumentParser, add_common: AddCommon) -> None:
     csub = cron.add_subparsers(dest="action", metavar="ACTION", required=True)
     wrap = csub.add_parser(
         "wrap",

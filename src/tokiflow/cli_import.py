@@ -13,10 +13,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from tokiflow import licensing
+from tokiflow.cli import AddCommon, warn
 from tokiflow.cli_admin import org_for, transaction
 from tokiflow.clock import SystemClock
 from tokiflow.config import Settings
 from tokiflow.engine import audit
+from tokiflow.engine.monitors import MonitorLimitError
 from tokiflow.engine.schedules import describe
 from tokiflow.importers import Planner, SourceError, create_all
 from tokiflow.importers import cronitor as cronitor_import
@@ -24,7 +27,6 @@ from tokiflow.importers import healthchecks as hc_import
 from tokiflow.importers import uptime_kuma as kuma_import
 from tokiflow.storage.db import StorageError
 
-AddCommon = Callable[[argparse.ArgumentParser], None]
 PlanFn = Callable[[sqlite3.Connection, int, list[dict[str, Any]]], Planner]
 
 
@@ -64,7 +66,11 @@ def run_import(
         except SourceError as exc:
             raise ImportFailed(str(exc)) from None
         if not dry:
-            create_all(conn, planner.plans, now, audit.CLI)
+            limits = licensing.limits_in_force(settings.data_dir, now, warn=warn)
+            try:
+                create_all(conn, planner.plans, now, audit.CLI, limits=limits)
+            except MonitorLimitError as exc:
+                raise ImportFailed(f"nothing imported: {exc}") from None
     _print_plan(planner, settings, dry)
     return 0
 
@@ -124,9 +130,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> Any:
     return parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
 
-def add_commands(sub: Any, add_common: AddCommon) -> None:
-    """Register `import` and `orgs dsn` (on the `orgs` group when it exists already)."""
-    imp = sub.add_parser("import", help="import monitors from Healthchecks, Cronitor, Uptime Kuma")
+def define_import(imp: argparse.ArgumentParser, add_common: AddCommon) -> None:
     isub = imp.add_subparsers(dest="source", metavar="SOURCE", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -153,7 +157,9 @@ def add_commands(sub: Any, add_common: AddCommon) -> None:
     kuma.add_argument("file", metavar="FILE", help="the JSON backup file ('-': stdin)")
     kuma.set_defaults(handler=cmd_import_kuma)
 
-    org = sub.choices.get("orgs") or sub.add_parser("orgs", help="organisations")
+
+def define_orgs_dsn(org: argparse.ArgumentParser, add_common: AddCommon) -> None:
+    """`orgs dsn`, next to the `orgs` commands of cli_admin."""
     dsn = _subcommands(org).add_parser("dsn", help="print the organisation's Sentry DSN")
     add_common(dsn)
     dsn.add_argument("--org", help="organisation slug (default: the first)")

@@ -11,14 +11,14 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tokiflow import licensing
-from tokiflow.cli import CliError
+from tokiflow.cli import AddCommon, CliError
 from tokiflow.clock import Clock, SystemClock
 from tokiflow.config import Settings
 from tokiflow.licensing import LicenceError
@@ -172,9 +172,7 @@ def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register `license install|show|issue|keygen` on the `tokiflow` parser."""
-    lic = sub.add_parser("license", help="install and show the licence (plan limits)")
+def define_license(lic: argparse.ArgumentParser, add_common: AddCommon) -> None:
     lsub = lic.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     inst = lsub.add_parser("install", help="verify a licence file and install it")

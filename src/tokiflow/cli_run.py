@@ -1,21 +1,19 @@
-"""Commands: `tokiflow run` (the job wrapper) and `tokiflow ping`."""
+"""Command: `tokiflow run`, the job wrapper (see wrapper.py)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-import uuid as uuidlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from tokiflow import wrapper
-from tokiflow.cli import CliError
-from tokiflow.config import Settings
+from tokiflow.cli import AddCommon, CliError
 from tokiflow.engine.schedules import ScheduleError, parse_duration
-from tokiflow.redaction import redact_bytes
+from tokiflow.ping_client import Target, TargetError, make_target
 
-ENV_HELP = "[env {}]"
+if TYPE_CHECKING:
+    from tokiflow.config import Settings
 
 
 def _duration(text: str, flag: str, *, zero_ok: bool = False) -> float:
@@ -31,7 +29,7 @@ def _first(*values: str | None) -> str | None:
     return next((v for v in values if v), None)
 
 
-def target_from(args: argparse.Namespace, env: Mapping[str, str]) -> wrapper.Target:
+def target_from(args: argparse.Namespace, env: Mapping[str, str]) -> Target:
     """The monitor to ping, from flags first, then TOKIFLOW_* environment variables."""
     url, uuid, slug = args.url, args.uuid, args.slug
     if not (url or uuid or slug):
@@ -39,7 +37,7 @@ def target_from(args: argparse.Namespace, env: Mapping[str, str]) -> wrapper.Tar
         uuid = None if url else env.get("TOKIFLOW_UUID") or None
         slug = None if url or uuid else env.get("TOKIFLOW_SLUG") or None
     try:
-        return wrapper.make_target(
+        return make_target(
             url=url,
             uuid=uuid,
             slug=slug,
@@ -47,7 +45,7 @@ def target_from(args: argparse.Namespace, env: Mapping[str, str]) -> wrapper.Tar
             server=_first(args.server, env.get("TOKIFLOW_SERVER")),
             create=args.create,
         )
-    except wrapper.WrapperError as exc:
+    except TargetError as exc:
         raise CliError(str(exc), code=2) from None
 
 
@@ -75,88 +73,15 @@ def cmd_run(
     return wrapper.run(opts)
 
 
-def _ping_url(args: argparse.Namespace, env: Mapping[str, str]) -> str:
-    what = args.target
-    server = _first(args.server, env.get("TOKIFLOW_SERVER"))
-    try:
-        if what.startswith(("http://", "https://")):
-            target = wrapper.make_target(url=what)
-        elif "/" in what:
-            key, _, slug = what.partition("/")
-            target = wrapper.make_target(slug=slug, ping_key=key, server=server)
-        else:
-            try:
-                uuidlib.UUID(what)
-            except ValueError:
-                raise CliError(
-                    f"'{what}' is not a ping URL, a uuid or PING_KEY/SLUG", code=2
-                ) from None
-            target = wrapper.make_target(uuid=what, server=server)
-    except wrapper.WrapperError as exc:
-        raise CliError(str(exc), code=2) from None
-    if args.fail:
-        action = "fail"
-    elif args.start:
-        action = "start"
-    elif args.log:
-        action = "log"
-    elif args.exit is not None:
-        action = str(args.exit)
-    else:
-        action = ""
-    rid = None
-    if args.rid is not None:
-        try:
-            rid = str(uuidlib.UUID(args.rid))
-        except ValueError:
-            raise CliError(f"--rid '{args.rid}' is not a uuid", code=2) from None
-    return target.for_action(action, rid)
-
-
-def cmd_ping(
-    settings: Settings | None, args: argparse.Namespace, env: Mapping[str, str] | None = None
-) -> int:
-    env = os.environ if env is None else env
-    url = _ping_url(args, env)
-    if args.body is None:
-        body = b""
-    elif args.body == "-":
-        body = sys.stdin.buffer.read()
-    else:
-        body = args.body.encode()
-    body, _ = redact_bytes(body)
-    try:
-        reply = wrapper.ping_once(url, body)
-    except Exception as exc:  # any way of not reaching the server is one line, not a traceback
-        raise CliError(
-            f"could not reach {wrapper.shown_url(url)}: {wrapper.describe_error(exc)}"
-        ) from None
-    print(reply.text)
-    if not reply.ok:
-        raise CliError(f"the server answered {reply.status} {reply.text}")
-    return 0
-
-
-def _exit_status(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number from 0 to 255") from None
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"{value} is not a number from 0 to 255")
-    return value
-
-
-def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register these commands on the `tokiflow` parser."""
-    run = sub.add_parser(
-        "run",
-        help="run a command and report its start, exit status and output to a monitor",
-        description="Pings the monitor's /start, runs COMMAND with its output passed through, "
-        "then pings /<exit status> with the tail of the output (secrets redacted). Exits "
-        "with the command's exit status. See docs/run.md.",
-        usage="tokiflow run [--url URL | --uuid UUID --server URL | --slug SLUG --ping-key KEY "
-        "--server URL] [options] -- COMMAND [ARGS...]",
+def define_run(run: argparse.ArgumentParser, add_common: AddCommon) -> None:
+    run.description = (
+        "Pings the monitor's /start, runs COMMAND with its output passed through, then pings "
+        "/<exit status> with the tail of the output (secrets redacted). Exits with the command's "
+        "exit status. See docs/run.md."
+    )
+    run.usage = (
+        "tokiflow run [--url URL | --uuid UUID --server URL | --slug SLUG --ping-key KEY "
+        "--server URL] [options] -- COMMAND [ARGS...]"
     )
     who = run.add_mutually_exclusive_group()
     who.add_argument("--url", help="the monitor's ping URL [env TOKIFLOW_URL]")
@@ -194,24 +119,3 @@ def add_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]
     )  # fmt: skip
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its args")
     run.set_defaults(handler=cmd_run, no_settings=True)
-
-    ping = sub.add_parser(
-        "ping",
-        help="send one ping and print the server's reply",
-        description="Sends one ping (POST) and prints the reply; exit status 0 on 2xx.",
-    )
-    ping.add_argument("target", metavar="UUID_OR_URL", help="a ping URL, a uuid, or PING_KEY/SLUG")
-    kind = ping.add_mutually_exclusive_group()
-    kind.add_argument("--fail", action="store_true", help="report a failure (/fail)")
-    kind.add_argument("--start", action="store_true", help="report a start (/start)")
-    kind.add_argument("--log", action="store_true", help="send a message only (/log)")
-    kind.add_argument("--exit", type=_exit_status, metavar="N", help="report exit status N (/N)")
-    ping.add_argument(
-        "--server", metavar="URL", help="Tokiflow's base URL, for a uuid or PING_KEY/SLUG "
-        "[env TOKIFLOW_SERVER]"
-    )  # fmt: skip
-    ping.add_argument("--rid", metavar="RID", help="run id (a uuid) pairing a start and its end")
-    ping.add_argument(
-        "--body", metavar="TEXT", help="text sent with the ping ('-' reads it from stdin)"
-    )
-    ping.set_defaults(handler=cmd_ping, no_settings=True)

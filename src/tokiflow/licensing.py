@@ -26,8 +26,7 @@ import json
 import os
 import re
 import secrets
-import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +94,7 @@ PLAN_LIMITS: dict[str, Limits] = {
     "ENTERPRISE": Limits("ENTERPRISE", None, None, frozenset(FEATURES), None),
 }
 FREE = PLAN_LIMITS["FREE"]
+UNLIMITED = PLAN_LIMITS["ENTERPRISE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -460,25 +460,18 @@ def check_limit(what: str, current: int, limits: Limits) -> None:
         )
 
 
-def check_can_create_monitor(
-    conn: sqlite3.Connection, licence: Licence | None, org_id: int, now: dt.datetime
-) -> None:
+def check_can_create_monitor(current_monitors: int, limits: Limits) -> None:
     """Raise LicenceLimitError if the plan in force allows no more monitors.
 
-    A licence covers the whole installation, so monitors of every organisation count (otherwise
-    a new organisation would be a way around the limit); `org_id` is the one asking.
+    A licence covers the whole installation, so `current_monitors` counts every organisation's
+    (otherwise a new organisation would be a way around the limit).
     """
-    del org_id
-    limits = limits_for(licence, now)
-    if limits.monitors is None:
-        return
-    (count,) = conn.execute("SELECT count(*) FROM monitors").fetchone()
-    check_limit("monitors", int(count), limits)
+    check_limit("monitors", current_monitors, limits)
 
 
-def check_can_add_user(current_users: int, licence: Licence | None, now: dt.datetime) -> None:
+def check_can_add_user(current_users: int, limits: Limits) -> None:
     """Raise LicenceLimitError if the plan in force allows no more users."""
-    check_limit("users", current_users, limits_for(licence, now))
+    check_limit("users", current_users, limits)
 
 
 # -- the installed licence ----------------------------------------------------------------------
@@ -504,6 +497,25 @@ def load_installed(
     except OSError as exc:
         raise LicenceError(f"cannot read {path}: {exc.strerror}") from None
     return verify(text, keys)
+
+
+def limits_in_force(
+    data_dir: Path,
+    now: dt.datetime,
+    keys: Mapping[str, Ed25519PublicKey] | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> Limits:
+    """The limits the licence installed in `data_dir` gives at `now` (what commands that add
+    monitors or users on the data folder itself pass on). No licence, or one that no longer
+    verifies (reported through `warn`), means FREE, as it does for the server."""
+    try:
+        licence = load_installed(data_dir, keys)
+    except LicenceError as exc:
+        if warn is not None:
+            warn(f"the installed licence is not valid ({exc}); the FREE plan applies")
+        licence = None
+    return limits_for(licence, now)
 
 
 def install(

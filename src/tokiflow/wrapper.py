@@ -1,7 +1,8 @@
 """The job wrapper behind `tokiflow run`: ping start, run the command with its output passed through
 live, then ping its exit status with the (redacted) tail of its output.
 
-Standard library only (urllib for HTTP), so it stays small in the frozen binary. The rules that
+Standard library only (urllib for HTTP, through ping_client), so it stays small in the frozen
+binary and starts fast. The rules that
 matter to a job: the command always runs and the wrapper always exits with the command's own exit
 status; network trouble only delays the wrapper by a bounded time and prints a warning.
 """
@@ -16,23 +17,25 @@ import random
 import re
 import signal
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from email.message import Message
 from typing import Any
 
-from tokiflow import __version__
 from tokiflow.clock import Clock, SystemClock
+from tokiflow.ping_client import (
+    REQUEST_TIMEOUT,
+    Reply,
+    Target,
+    describe_error,
+    http_send,
+    shown_url,
+)
 from tokiflow.redaction import redact_bytes
 
 PROG = "tokiflow run"
 DEFAULT_CAPTURE_LIMIT = 32 * 1024
 DEFAULT_RETRY_FOR = 60.0
-REQUEST_TIMEOUT = 10.0
 KILL_AFTER = 5.0  # seconds between SIGTERM and SIGKILL when a command times out
 TIMEOUT_EXIT = 124  # as timeout(1)
 # Output kept beyond the limit before redacting, so that a secret straddling the cut is still
@@ -40,14 +43,13 @@ TIMEOUT_EXIT = 124  # as timeout(1)
 REDACTION_MARGIN = 8 * 1024
 # How long to keep reading output after the command exited, for children that keep the pipes.
 DRAIN_AFTER_EXIT = 2.0
-USER_AGENT = f"tokiflow-run/{__version__}"
 
 _SIZE_RE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.I)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 class WrapperError(ValueError):
-    """A usage problem (bad URL, size or duration): reported as one line before anything runs."""
+    """A usage problem (bad size, no command): reported as one line before anything runs."""
 
 
 def parse_size(text: str) -> int:
@@ -58,136 +60,7 @@ def parse_size(text: str) -> int:
     return int(match[1]) * _SIZE_UNITS[match[2].lower()]
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a monitor's pings go: a ping URL (`.../ping/<uuid>` or `.../ping/<key>/<slug>`)."""
-
-    url: str
-    create: bool = False
-
-    def for_action(self, action: str, rid: str | None = None) -> str:
-        """The URL of one ping: action is "", "start", "fail", "log" or an exit status."""
-        parts = urllib.parse.urlsplit(self.url)
-        path = parts.path.rstrip("/") + (f"/{action}" if action else "")
-        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        if rid:
-            query = [(k, v) for k, v in query if k != "rid"] + [("rid", rid)]
-        if self.create and not any(k == "create" for k, _ in query):
-            query.append(("create", "1"))
-        return urllib.parse.urlunsplit(
-            (parts.scheme, parts.netloc, path, urllib.parse.urlencode(query), "")
-        )
-
-
-def _check_base(url: str, what: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise WrapperError(f"{what} '{url}' is not an http:// or https:// URL")
-    return url.rstrip("/")
-
-
-def make_target(
-    *,
-    url: str | None = None,
-    uuid: str | None = None,
-    slug: str | None = None,
-    ping_key: str | None = None,
-    server: str | None = None,
-    create: bool = False,
-) -> Target:
-    """A Target from a ping URL, or a uuid and a server, or a slug, a ping key and a server."""
-    if url:
-        return Target(_check_base(url, "ping URL"), create=create)
-    if uuid:
-        if create:
-            raise WrapperError("--create works with --slug (or a slug URL), not with --uuid")
-        try:
-            uuid = str(uuidlib.UUID(uuid))
-        except ValueError:
-            raise WrapperError(f"'{uuid}' is not a valid uuid") from None
-        if not server:
-            raise WrapperError("--uuid needs --server URL (or TOKIFLOW_SERVER)")
-        return Target(f"{_check_base(server, 'server URL')}/ping/{uuid}")
-    if slug:
-        if not ping_key or not server:
-            raise WrapperError(
-                "--slug needs --ping-key KEY and --server URL (or TOKIFLOW_PING_KEY and "
-                "TOKIFLOW_SERVER)"
-            )
-        return Target(f"{_check_base(server, 'server URL')}/ping/{ping_key}/{slug}", create=create)
-    raise WrapperError(
-        "say which monitor to ping: --url URL, --uuid UUID --server URL, or --slug SLUG "
-        "--ping-key KEY --server URL (or the TOKIFLOW_URL ... environment variables)"
-    )
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A server's answer to a ping."""
-
-    status: int
-    text: str
-    body_limit: int | None = None
-    retry_after: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
 Sender = Callable[[str, bytes, float], Reply]
-
-
-def http_send(url: str, body: bytes, timeout: float) -> Reply:
-    """POST one ping (POST is accepted by every monitor, even one that only takes POST).
-
-    Raises OSError (or http.client.HTTPException) when the server cannot be reached.
-    """
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return _reply(resp.status, resp.read(4096), resp.headers)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return _reply(exc.code, exc.read(4096), exc.headers)
-
-
-def _reply(status: int, raw: bytes, headers: Message) -> Reply:
-    def number(name: str) -> float | None:
-        try:
-            return float(headers.get(name, ""))
-        except ValueError:
-            return None
-
-    limit = number("Ping-Body-Limit")
-    return Reply(
-        status=status,
-        text=raw.decode("utf-8", "replace").strip(),
-        body_limit=int(limit) if limit is not None and limit >= 0 else None,
-        retry_after=number("Retry-After"),
-    )
-
-
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, str):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc.reason) if isinstance(exc, urllib.error.URLError) else str(exc)
-    return text or type(exc).__name__
-
-
-def shown_url(url: str) -> str:
-    # Warnings show where a ping went, not its query string.
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def warn(message: str) -> None:
@@ -518,8 +391,3 @@ def run(opts: RunOptions, *, clock: Clock | None = None) -> int:
     if not opts.command:
         raise WrapperError("give the command to run after --, e.g. tokiflow run --url URL -- cmd")
     return asyncio.run(run_async(opts, clock=clock))
-
-
-def ping_once(url: str, body: bytes, *, timeout: float = REQUEST_TIMEOUT) -> Reply:
-    """`tokiflow ping`: one attempt; raises OSError when the server cannot be reached."""
-    return http_send(url, body, timeout)

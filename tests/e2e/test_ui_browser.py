@@ -36,12 +36,12 @@ def first_run_setup(page: Any, server: Server) -> None:
     page.fill("#password2", PASSWORD)
     shot(page, "01-setup")
     page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/monitors/new\?first=1$"))
+    page.wait_for_url(re.compile(r"/welcome$"))
 
 
 def create_monitor(page: Any, name: str) -> str:
     """Fill the new-monitor form (checking the live schedule explanation) and return the uuid."""
-    page.goto(page.url.split("/monitors")[0] + "/monitors/new")
+    page.goto(re.sub(r"^(https?://[^/]+).*$", r"\1", page.url) + "/monitors/new")
     page.fill("#name", name)
     page.check("input[name=kind][value=cron]")
     assert page.is_hidden("#period")
@@ -67,7 +67,7 @@ def create_monitor(page: Any, name: str) -> str:
 
 
 def test_the_core_workflow_in_a_real_browser(server_factory: type[Server], tmp_path: Path) -> None:
-    server = server_factory(tmp_path / "data")
+    server = server_factory(tmp_path / "data", licensed=True)
     server.wait_ready()
     receiver = HookReceiver()
     try:
@@ -157,7 +157,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
     source = axe_source()
     if source is None:
         pytest.skip("axe-core could not be installed from the npm registry (see the output)")
-    server = server_factory(tmp_path / "data")
+    server = server_factory(tmp_path / "data", licensed=True)
     server.wait_ready()
     with browser_page(server.url) as (page, watch):
         problems: dict[str, Any] = {}
@@ -167,9 +167,12 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
         uuid = create_monitor(page, "Nightly backup")
         ping(server, f"/ping/{uuid}/start")
         ping(server, f"/ping/{uuid}/fail")
-        for path in ("/", "/monitors", "/monitors/new", f"/monitors/{uuid}", "/incidents",
-                     "/incidents/1", "/settings/channels", "/settings/keys",
-                     "/settings/members"):  # fmt: skip
+        for path in ("/", "/monitors", "/monitors/new", f"/monitors/{uuid}",
+                     f"/monitors/{uuid}/runs/1", "/incidents", "/incidents/1",
+                     "/analytics", f"/monitors/{uuid}/analytics",
+                     "/settings/channels", "/settings/keys",
+                     "/settings/members", "/settings/org", "/settings/audit", "/account",
+                     "/welcome", f"/welcome/ping/{uuid}", "/welcome/alerts"):  # fmt: skip
             for theme in ("light", "dark"):
                 page.goto(server.url + path)
                 page.evaluate(f"document.documentElement.dataset.theme = '{theme}'")
@@ -179,6 +182,8 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
         page.click("text=Sign out")
         page.wait_for_url(re.compile(r"/login$"))
         problems["/login"] = axe_violations(page, source)
+        page.goto(server.url + "/password/forgot")
+        problems["/password/forgot"] = axe_violations(page, source)
         problems = {k: v for k, v in problems.items() if v}
         assert problems == {}, describe([{"page": k, "violations": v} for k, v in problems.items()])
         assert watch.foreign() == [], watch.foreign()

@@ -1,15 +1,21 @@
-"""A running engine with a dispatcher, and local receivers that record what they are sent."""
+"""A running engine with a dispatcher, and local receivers that record what they are sent (HTTP
+requests, or emails through a real SMTP server)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email
 import random
+import threading
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiosmtpd.controller import Controller
 
+from tests.cli_helpers import free_port
 from tokiflow.clock import FakeClock
 from tokiflow.config import Settings
 from tokiflow.engine import channel_setup
@@ -17,6 +23,7 @@ from tokiflow.engine.dispatcher import Dispatcher
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PingEvent, ingest
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import monitors, notifications, orgs
 from tokiflow.storage.crypto import Sealer
 from tokiflow.storage.database import Database
@@ -44,6 +51,43 @@ class Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on a local port that keeps what it receives; made before it
+    is started, so that "the SMTP server is down" is simply not started yet."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.got = threading.Condition()
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.running = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self.got:
+            self.messages.append(email.message_from_bytes(envelope.content))
+            self.got.notify_all()
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller.start()
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.controller.stop()
+            self.running = False
+
+    async def wait_for(self, count: int) -> list[Message]:
+        def wait() -> bool:
+            with self.got:
+                return self.got.wait_for(lambda: len(self.messages) >= count, timeout=10)
+
+        assert await asyncio.to_thread(wait), f"only {len(self.messages)} emails arrived"
+        return self.messages
+
+    def settings(self) -> dict[str, Any]:
+        return {"smtp_host": "127.0.0.1", "smtp_port": self.controller.port, "smtp_tls": "none"}
 
 
 class AlertEnv:
@@ -76,7 +120,7 @@ class AlertEnv:
         row = await self.db.write(
             lambda c: channel_setup.create(
                 c, self.sealer, org_id=self.org_id, kind=kind, name=name, config=config,
-                is_default=default, now=now,
+                is_default=default, now=now, limits=UNLIMITED,
             )
         )  # fmt: skip
         return row.id
@@ -85,11 +129,11 @@ class AlertEnv:
         now = self.clock.now()
         kw.setdefault("name", "backup")
         spec = build_spec(org_id=self.org_id, **kw)
-        return await self.db.write(lambda c: create_monitor(c, spec, now))
+        return await self.db.write(lambda c: create_monitor(c, spec, now, limits=UNLIMITED))
 
     async def ping(self, m: Monitor, kind: str = "success", **kw: Any) -> None:
         ev = PingEvent(kind=kind, received_at=self.clock.now(), uuid=m.uuid, **kw)
-        out = await ingest(self.db, self.scheduler, ev, pings_kept=1000)
+        out = await ingest(self.db, self.scheduler, ev, pings_kept=1000, limits=UNLIMITED)
         if out.alerts_queued:
             self.dispatcher.poke()
 

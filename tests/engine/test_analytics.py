@@ -16,6 +16,7 @@ from tokiflow.engine.analytics import Interval
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PingEvent, ingest
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import monitors, orgs, stats
 from tokiflow.storage.database import Database
 from tokiflow.storage.monitors import Monitor
@@ -34,12 +35,12 @@ async def _open(path: Path, clock: FakeClock) -> tuple[Database, Scheduler]:
 async def _monitor(db: Database, now: dt.datetime, name: str = "job") -> Monitor:
     org = await db.write(lambda c: orgs.ensure_default(c, now))
     spec = build_spec(org_id=org.id, name=name, period="1h", grace="5m")
-    return await db.write(lambda c: create_monitor(c, spec, now))
+    return await db.write(lambda c: create_monitor(c, spec, now, limits=UNLIMITED))
 
 
 async def _ping(db: Database, sch: Scheduler, clock: FakeClock, m: Monitor, kind: str) -> None:
     ev = PingEvent(kind=kind, received_at=clock.now(), uuid=m.uuid)
-    await ingest(db, sch, ev, pings_kept=1000, stats_window=40)
+    await ingest(db, sch, ev, pings_kept=1000, stats_window=40, limits=UNLIMITED)
 
 
 async def test_running_statistics_match_a_reference_computation_across_a_restart(

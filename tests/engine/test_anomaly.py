@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from tokiflow import licensing
 from tokiflow.clock import FakeClock
 from tokiflow.engine import anomaly
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PingEvent, PingOutcome, ingest
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import incidents, monitors, orgs, stats
 from tokiflow.storage.database import Database
 from tokiflow.storage.incidents import Incident
@@ -27,12 +29,13 @@ class Jobs:
 
     def __init__(self, db: Database, clock: FakeClock, scheduler: Scheduler) -> None:
         self.db, self.clock, self.scheduler = db, clock, scheduler
+        self.limits = UNLIMITED  # the plan in force
 
     async def monitor(self, **kw: Any) -> Monitor:
         now = self.clock.now()
         org = await self.db.write(lambda c: orgs.ensure_default(c, now))
         spec = build_spec(org_id=org.id, name=kw.pop("name", "job"), period="1h", **kw)
-        return await self.db.write(lambda c: create_monitor(c, spec, now))
+        return await self.db.write(lambda c: create_monitor(c, spec, now, limits=UNLIMITED))
 
     async def set(self, m: Monitor, **fields: Any) -> None:
         await self.db.write(lambda c: monitors.update(c, m.id, m.status, fields) or None)
@@ -40,7 +43,9 @@ class Jobs:
     async def ping(self, m: Monitor, kind: str = "success", body: bytes = b"") -> PingOutcome:
         ev = PingEvent(kind=kind, received_at=self.clock.now(), uuid=m.uuid, body=body,
                        body_size=len(body))  # fmt: skip
-        return await ingest(self.db, self.scheduler, ev, pings_kept=1000, stats_window=100)
+        return await ingest(
+            self.db, self.scheduler, ev, pings_kept=1000, stats_window=100, limits=self.limits
+        )
 
     async def run(self, m: Monitor, seconds: float, *, body: bytes = b"") -> PingOutcome:
         await self.ping(m, "start")
@@ -91,6 +96,20 @@ async def test_thirty_normal_runs_then_a_slow_one_open_exactly_one_anomaly_expla
     assert inc.reason.startswith(f"took 41 s; usual {usual} (median ")
     assert "x the median (limit 1.5x)" in inc.reason and "sigma above the mean" in inc.reason
     assert await jobs.status(m) == "up"
+
+
+async def test_the_free_plan_keeps_statistics_but_raises_no_anomaly(jobs: Jobs) -> None:
+    jobs.limits = licensing.FREE  # anomaly detection is a PRO feature
+    m = await jobs.monitor()
+    for seconds in _normal(random.Random(8), 30):
+        await jobs.run(m, seconds)
+    outcome = await jobs.run(m, 41)
+    assert outcome.transition is not None and outcome.transition.incident_kind is None
+    assert await jobs.incidents(m) == []
+    assert (await jobs.stats(m)).runs == 31
+    jobs.limits = licensing.PLAN_LIMITS["PRO"]  # a PRO licence installed: judged again
+    outcome = await jobs.run(m, 41)
+    assert outcome.transition is not None and outcome.transition.incident_kind == "ANOMALY"
 
 
 async def test_no_anomaly_is_raised_before_ten_runs_of_history(jobs: Jobs) -> None:

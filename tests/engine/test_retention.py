@@ -10,6 +10,7 @@ from tokiflow.engine import retention
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PRUNE_EVERY, PingEvent, ingest
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import incidents, orgs, pings, runs
 from tokiflow.storage.database import Database
 
@@ -20,7 +21,7 @@ async def _setup(tmp_path: Path, clock: FakeClock) -> tuple[Database, Scheduler,
     now = clock.now()
     org = await db.write(lambda c: orgs.ensure_default(c, now))
     spec = build_spec(org_id=org.id, name="job", period="1h")
-    m = await db.write(lambda c: create_monitor(c, spec, now))
+    m = await db.write(lambda c: create_monitor(c, spec, now, limits=UNLIMITED))
     return db, Scheduler(db, clock, started_at=now), m.id, m.uuid
 
 
@@ -32,7 +33,7 @@ async def test_it_keeps_only_the_newest_pings_of_a_monitor(
     total = 3 * PRUNE_EVERY + 7
     for i in range(total):
         ev = PingEvent(kind="log", received_at=clock.now(), uuid=uuid, body=f"{i}".encode())
-        await ingest(db, scheduler, ev, pings_kept=keep)
+        await ingest(db, scheduler, ev, pings_kept=keep, limits=UNLIMITED)
     count = await db.read(lambda c: pings.count(c, monitor_id))
     # Pruning runs every PRUNE_EVERY pings, so at most PRUNE_EVERY extra are kept in between.
     assert keep <= count < keep + PRUNE_EVERY
@@ -51,15 +52,19 @@ async def test_it_deletes_runs_and_resolved_incidents_past_retention_only(
     db, scheduler, monitor_id, uuid = await _setup(tmp_path, clock)
     for kind in ("start", "fail", "start", "success"):
         ev = PingEvent(kind=kind, received_at=clock.now(), uuid=uuid)
-        await ingest(db, scheduler, ev, pings_kept=1000)
+        await ingest(db, scheduler, ev, pings_kept=1000, limits=UNLIMITED)
     [resolved] = await db.read(
         lambda c: c.execute("SELECT id FROM incidents WHERE state = 'resolved'").fetchall()
     )
     await clock.advance(10 * 86400)
     ev = PingEvent(kind="start", received_at=clock.now(), uuid=uuid)
-    await ingest(db, scheduler, ev, pings_kept=1000)
+    await ingest(db, scheduler, ev, pings_kept=1000, limits=UNLIMITED)
     await ingest(
-        db, scheduler, PingEvent(kind="fail", received_at=clock.now(), uuid=uuid), pings_kept=1000
+        db,
+        scheduler,
+        PingEvent(kind="fail", received_at=clock.now(), uuid=uuid),
+        pings_kept=1000,
+        limits=UNLIMITED,
     )
     deleted = await retention.prune_once(db, clock.now(), retention_seconds=5 * 86400)
     assert deleted == 5  # two old runs, the old resolved incident and its two flips
@@ -75,10 +80,18 @@ async def test_open_runs_and_open_incidents_are_never_pruned(
 ) -> None:
     db, scheduler, monitor_id, uuid = await _setup(tmp_path, clock)
     await ingest(
-        db, scheduler, PingEvent(kind="fail", received_at=clock.now(), uuid=uuid), pings_kept=9
+        db,
+        scheduler,
+        PingEvent(kind="fail", received_at=clock.now(), uuid=uuid),
+        pings_kept=9,
+        limits=UNLIMITED,
     )
     await ingest(
-        db, scheduler, PingEvent(kind="start", received_at=clock.now(), uuid=uuid), pings_kept=9
+        db,
+        scheduler,
+        PingEvent(kind="start", received_at=clock.now(), uuid=uuid),
+        pings_kept=9,
+        limits=UNLIMITED,
     )
     later = clock.now() + dt.timedelta(days=400)
     assert await retention.prune_once(db, later, retention_seconds=86400) == 1  # the flip

@@ -14,6 +14,7 @@ from tokiflow.clock import FakeClock
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PingEvent, ingest
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import incidents, monitors, orgs, runs
 from tokiflow.storage.database import Database
 from tokiflow.storage.monitors import Monitor
@@ -30,11 +31,11 @@ class Engine:
         org = await self.db.write(lambda c: orgs.ensure_default(c, now))
         kw.setdefault("name", "job")
         spec = build_spec(org_id=org.id, **kw)
-        return await self.db.write(lambda c: create_monitor(c, spec, now))
+        return await self.db.write(lambda c: create_monitor(c, spec, now, limits=UNLIMITED))
 
     async def ping(self, m: Monitor, kind: str = "success", **kw: Any) -> None:
         ev = PingEvent(kind=kind, received_at=self.clock.now(), uuid=m.uuid, **kw)
-        await ingest(self.db, self.scheduler, ev, pings_kept=1000)
+        await ingest(self.db, self.scheduler, ev, pings_kept=1000, limits=UNLIMITED)
 
     async def get(self, m: Monitor) -> Monitor:
         fresh = await self.db.read(lambda c: monitors.get(c, m.id))

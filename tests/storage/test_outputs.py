@@ -17,6 +17,7 @@ from tokiflow.engine import retention
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PingEvent, ingest
 from tokiflow.engine.scheduler import Scheduler
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import monitors, orgs, outputs, pings
 from tokiflow.storage.crypto import Sealer
 from tokiflow.storage.database import Database
@@ -41,7 +42,9 @@ class Env:
         target = m or self.m
         ev = PingEvent(kind=kind, received_at=self.clock.now(), uuid=target.uuid, body=body,
                        body_size=len(body))  # fmt: skip
-        outcome = await ingest(self.db, self.scheduler, ev, pings_kept=1000, outputs=self.store)
+        outcome = await ingest(
+            self.db, self.scheduler, ev, pings_kept=1000, outputs=self.store, limits=UNLIMITED
+        )
         assert outcome.monitor is not None
         return outcome.monitor.n_pings
 
@@ -57,7 +60,7 @@ class Env:
     async def monitor(self, name: str, org_id: int | None = None) -> Monitor:
         now = self.clock.now()
         spec = build_spec(org_id=org_id or self.m.org_id, name=name, period="1h")
-        return await self.db.write(lambda c: create_monitor(c, spec, now))
+        return await self.db.write(lambda c: create_monitor(c, spec, now, limits=UNLIMITED))
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ async def env(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Env]:
     now = clock.now()
     org = await db.write(lambda c: orgs.ensure_default(c, now))
     spec = build_spec(org_id=org.id, name="backup", period="1h")
-    m = await db.write(lambda c: create_monitor(c, spec, now))
+    m = await db.write(lambda c: create_monitor(c, spec, now, limits=UNLIMITED))
     store = OutputStore(tmp_path / "data" / "outputs", Sealer(secrets.token_bytes(32)), limit=32768)
     yield Env(db, clock, Scheduler(db, clock, started_at=now), store, m)
     await db.close()

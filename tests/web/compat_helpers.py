@@ -13,6 +13,7 @@ from tokiflow.clock import FakeClock
 from tokiflow.config import Settings
 from tokiflow.engine import audit, auth
 from tokiflow.engine.monitors import build_spec, create_monitor
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import incidents, monitors, orgs, outputs, pings, runs
 from tokiflow.storage.incidents import Incident
 from tokiflow.storage.monitors import Monitor
@@ -55,7 +56,7 @@ async def add_monitor(client: TestClient, clock: FakeClock, **fields: Any) -> Mo
     fields.setdefault("period", "1d")
     spec = build_spec(org_id=org.id, **fields)
     return await app_of(client)[appkeys.DB].write(
-        lambda conn: create_monitor(conn, spec, clock.now())
+        lambda conn: create_monitor(conn, spec, clock.now(), limits=UNLIMITED)
     )
 
 

@@ -1,6 +1,7 @@
 """Every declared /api/v1 route, walked automatically (a new route is covered the day it is
 added): another organisation's callers never reach this organisation's objects or data, a
-read-only key never changes anything, and each role gets exactly what auth.ROLE_SCOPES allows."""
+read-only key never changes anything, and each role gets exactly what auth.ROLE_SCOPES allows,
+plus the `member` routes (one's own account, signing out) that every role may use."""
 
 from __future__ import annotations
 
@@ -17,13 +18,22 @@ from tokiflow.clock import FakeClock
 from tokiflow.engine import auth
 from tokiflow.storage import accounts
 from tokiflow.web import appkeys
-from tokiflow.web.api.framework import Endpoint
+from tokiflow.web.api.framework import MEMBER, Endpoint
 from tokiflow.web.api.native import API
 
 assert api_fixture  # the `api` fixture, shared with test_api_org
 
 PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 ROLES = tuple(auth.ROLE_SCOPES)
+KNOWN_SCOPES = {"public", MEMBER, "read", "write", "admin", "billing"}
+
+
+def scopes_of(*scopes: str) -> frozenset[str]:
+    """What a caller may do: its own scopes, and the member routes every signed-in member and
+    every key of the organisation may call."""
+    return frozenset({*scopes, MEMBER})
+
+
 # Bodies that a permitted caller's request should get through validation with; other routes
 # get the smallest body their schema accepts (see `example`).
 BODIES: dict[tuple[str, str], Any] = {
@@ -187,8 +197,8 @@ async def test_another_organisations_key_and_owner_never_see_or_touch_this_organ
     world = await build(client, clock)
     problems = []
     for caller in (
-        Caller("beta rw key", frozenset({"read", "write"}), True, True),
-        Caller("beta owner", frozenset(auth.ROLE_SCOPES["owner"]), False, True),
+        Caller("beta rw key", scopes_of("read", "write"), True, True),
+        Caller("beta owner", scopes_of(*auth.ROLE_SCOPES["owner"]), False, True),
     ):
         problems += await walk(client, clock, world, caller)
     assert problems == []
@@ -203,7 +213,7 @@ async def test_a_read_only_key_is_refused_every_change(api: Start, clock: FakeCl
     client = await api()
     world = await build(client, clock)
     assert (
-        await walk(client, clock, world, Caller("alpha ro key", frozenset({"read"}), True, False))
+        await walk(client, clock, world, Caller("alpha ro key", scopes_of("read"), True, False))
         == []
     )
     audit_rows = await client.app[appkeys.DB].read(
@@ -217,11 +227,41 @@ async def test_each_role_gets_what_its_scopes_allow_on_every_route(
 ) -> None:
     client = await api()
     world = await build(client, clock)
+    assert {ep.scope for ep in API.endpoints} <= KNOWN_SCOPES
     problems = []
     for role in ROLES:
-        caller = Caller(role, frozenset(auth.ROLE_SCOPES[role]), False, False)
+        caller = Caller(role, scopes_of(*auth.ROLE_SCOPES[role]), False, False)
         problems += await walk(client, clock, world, caller)
     assert problems == []
+
+
+async def test_a_billing_member_manages_their_own_account_but_sees_no_monitors(
+    api: Start, clock: FakeClock
+) -> None:
+    client = await api()
+    world = await build(client, clock)
+    email = world.role_users["billing"]
+    billing = Caller("billing", scopes_of(*auth.ROLE_SCOPES["billing"]), False, False)
+    h = await headers_for(client, clock, world, billing)
+    me = await client.get("/api/v1/auth/me", headers=h)
+    assert me.status == 200
+    body = await me.json()
+    assert body["user"]["email"] == email
+    assert [(o["slug"], o["role"]) for o in body["orgs"]] == [("alpha", "billing")]
+    account = await client.get("/api/v1/account", headers=h)
+    assert account.status == 200 and (await account.json())["email"] == email
+    changed = await client.patch("/api/v1/account", json={"tz": "Europe/Paris"}, headers=h)
+    assert changed.status == 200 and (await changed.json())["tz"] == "Europe/Paris"
+    setup = await client.post("/api/v1/account/totp/setup", headers=h)
+    assert setup.status == 200 and "otpauth_uri" in await setup.json()
+    # Still nothing of the organisation's monitoring: monitors, incidents, their emails.
+    for path in ("/monitors", "/incidents", "/channels", "/account/notifications"):
+        resp = await client.get(f"/api/v1{path}", headers=h)
+        assert resp.status == 403, path
+        assert "alpha monitor" not in await resp.text()
+    out = await client.post("/api/v1/auth/logout", headers=h)
+    assert out.status == 204
+    assert (await client.get("/api/v1/account", headers=h)).status == 401
 
 
 async def test_public_routes_answer_anyone_without_a_server_error(

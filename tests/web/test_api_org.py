@@ -4,16 +4,13 @@ through the real app with real SQLite (and a real SMTP server where email is inv
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import csv
 import datetime as dt
-import email
 import hashlib
 import hmac
 import io
 import json
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -22,11 +19,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from tests.cli_helpers import free_port
+from tests.engine.alert_env import Mailbox
 from tests.web.api_helpers import OrgAccess, make_org
 from tokiflow.clock import FakeClock
 from tokiflow.engine import accounts as account_ops
@@ -99,38 +96,12 @@ async def call(client: TestClient, method: str, path: str, headers: dict[str, st
     return json.loads(text) if text and resp.content_type == "application/json" else text
 
 
-class Mailbox:
-    """A real SMTP server (aiosmtpd) on a local port that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.got = threading.Condition()
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        with self.got:
-            self.messages.append(email.message_from_bytes(envelope.content))
-            self.got.notify_all()
-        return "250 OK"
-
-    async def wait_for(self, count: int) -> list[Message]:
-        def wait() -> bool:
-            with self.got:
-                return self.got.wait_for(lambda: len(self.messages) >= count, timeout=10)
-
-        assert await asyncio.to_thread(wait), f"only {len(self.messages)} emails arrived"
-        return self.messages
-
-    def settings(self) -> dict[str, Any]:
-        return {"smtp_host": "127.0.0.1", "smtp_port": self.controller.port, "smtp_tls": "none"}
-
-
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
     box = Mailbox()
-    box.controller.start()
+    box.start()
     yield box
-    box.controller.stop()
+    box.stop()
 
 
 def body_of(msg: Message) -> str:
@@ -438,7 +409,8 @@ async def test_two_factor_sign_in_needs_the_right_code_once_turned_on(
     )
     assert right.status == 200 and (await right.json())["user"]["two_factor"] is True
     client.session.cookie_jar.clear()
-    # Turning it off takes the password and a current code.
+    # Turning it off takes the password and a current code (a fresh one: codes work once).
+    await clock.advance(30)
     code = totp_code(started["secret"], clock.now())
     await call(
         client, "DELETE", "/account/totp", owner.h(), {"password": "wrong one!!", "code": code}, 400
@@ -448,6 +420,48 @@ async def test_two_factor_sign_in_needs_the_right_code_once_turned_on(
     )
     assert off["two_factor"] is False
     assert (await client.post("/api/v1/auth/login", json=creds)).status == 200
+
+
+async def test_a_two_factor_code_works_once_and_a_replay_within_its_window_is_refused(
+    api: Start, clock: FakeClock
+) -> None:
+    client = await api()
+    _, owner = await setup_org(client, clock)
+    started = await call(client, "POST", "/account/totp/setup", owner.h())
+    secret = started["secret"]
+    confirming = totp_code(secret, clock.now())
+    await call(client, "POST", "/account/totp/confirm", owner.h(),
+               {"setup_token": started["setup_token"], "code": confirming})  # fmt: skip
+    creds = {"email": owner.email, "password": PASSWORD}
+    # The code that turned it on is spent: it cannot sign in, even seconds later.
+    await clock.advance(5)
+    reused = await client.post("/api/v1/auth/login", json={**creds, "totp": confirming})
+    assert reused.status == 401 and "two-factor" in (await reused.json())["error"]
+    await clock.advance(30)
+    code = totp_code(secret, clock.now())
+    first = await client.post("/api/v1/auth/login", json={**creds, "totp": code})
+    assert first.status == 200
+    client.session.cookie_jar.clear()
+    # The same code again, still inside its 30-second window (and the drift allowance).
+    await clock.advance(10)
+    assert totp_code(secret, clock.now()) == code
+    replay = await client.post("/api/v1/auth/login", json={**creds, "totp": code})
+    assert replay.status == 401
+    # An older code (the step before, inside the drift allowance) is refused as well.
+    older = totp_code(secret, clock.now() - dt.timedelta(seconds=30))
+    assert (await client.post("/api/v1/auth/login", json={**creds, "totp": older})).status == 401
+    # The next step's code works, once.
+    await clock.advance(30)
+    nxt = totp_code(secret, clock.now())
+    assert (await client.post("/api/v1/auth/login", json={**creds, "totp": nxt})).status == 200
+    client.session.cookie_jar.clear()
+    # Turning two-factor off cannot reuse it either.
+    await call(client, "DELETE", "/account/totp", owner.h(),
+               {"password": PASSWORD, "code": nxt}, 400)  # fmt: skip
+    last_step = await client.app[appkeys.DB].read(
+        lambda c: accounts.get_user(c, owner.user_id).totp_last_step  # type: ignore[union-attr]
+    )
+    assert last_step == int(clock.now().timestamp()) // 30
 
 
 async def test_a_totp_setup_token_is_bound_to_its_user_and_expires(
@@ -508,7 +522,8 @@ async def test_notification_preferences_are_kept_per_user_and_organisation(
     client = await api()
     org, owner = await setup_org(client, clock)
     b = await make_org(client, clock, "beta")
-    assert (await call(client, "GET", "/account/notifications", owner.h()))["mode"] == "immediate"
+    # Nobody gets personal emails until they ask for them.
+    assert (await call(client, "GET", "/account/notifications", owner.h()))["mode"] == "off"
     prefs = {"mode": "digest", "tags": ["prod", "db"], "quiet_start": "22:00", "quiet_end": "07:30"}
     saved = await call(client, "PUT", "/account/notifications", owner.h(), prefs)
     assert saved == {**prefs, "tz": "UTC"}
@@ -517,7 +532,7 @@ async def test_notification_preferences_are_kept_per_user_and_organisation(
     in_beta = await call(
         client, "GET", "/account/notifications", owner.h(**{"X-Tokiflow-Org": "beta"})
     )
-    assert in_beta["mode"] == "immediate"
+    assert in_beta["mode"] == "off"
     for bad, field in (({"mode": "loud"}, "mode"), ({"mode": "off", "quiet_start": "25:00",
                                                       "quiet_end": "07:00"}, "quiet_start"),
                        ({"mode": "off", "quiet_start": "22:00"}, "quiet_end"),

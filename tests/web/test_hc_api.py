@@ -16,6 +16,7 @@ from tests.conftest import MakeApp
 from tests.web.api_helpers import OrgAccess, make_org
 from tokiflow.clock import FakeClock
 from tokiflow.engine import audit, channel_setup
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import monitors
 from tokiflow.web import appkeys, hc_api
 from tokiflow.web.hc_api_shapes import unique_key
@@ -82,6 +83,7 @@ async def add_channel(
         return channel_setup.create(
             conn, app[appkeys.SEALER], org_id=org_id, kind="webhook", name=name,
             config={"url": "https://hooks.example.com/x"}, is_default=is_default, now=clock.now(),
+            limits=UNLIMITED,
         ).id  # fmt: skip
 
     return await app[appkeys.DB].write(write)

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from tokiflow.clock import FakeClock
 from tokiflow.config import Settings
 from tokiflow.engine.monitors import build_spec, create_monitor, insert_monitor
+from tokiflow.licensing import UNLIMITED
 from tokiflow.storage import incidents, monitors, orgs, outputs, pings, runs
 from tokiflow.storage.incidents import Incident
 from tokiflow.storage.monitors import Monitor
@@ -49,7 +50,7 @@ async def add_monitor(client: TestClient, clock: FakeClock, **fields: Any) -> Mo
     fields.setdefault("period", "1d")
     spec = build_spec(org_id=org.id, **fields)
     return await app_of(client)[appkeys.DB].write(
-        lambda conn: create_monitor(conn, spec, clock.now())
+        lambda conn: create_monitor(conn, spec, clock.now(), limits=UNLIMITED)
     )
 
 
@@ -186,7 +187,9 @@ async def _reply_for(
     m = await add_monitor(client, clock, name="db", slug="db")
     org = await default_org(client)
     spec = build_spec(org_id=org.id, name="db again", slug="db")
-    await app[appkeys.DB].write(lambda conn: insert_monitor(conn, spec, clock.now()))
+    await app[appkeys.DB].write(
+        lambda conn: insert_monitor(conn, spec, clock.now(), limits=UNLIMITED)
+    )
     urls = {
         200: f"/ping/{m.uuid}",
         201: f"/ping/{org.ping_key}/fresh?create=1",
@@ -292,7 +295,9 @@ async def test_it_refuses_an_ambiguous_slug(client: TestClient, clock: FakeClock
     org = await default_org(client)
     spec = build_spec(org_id=org.id, name="db (imported)", slug="db")
     app = app_of(client)
-    second = await app[appkeys.DB].write(lambda conn: insert_monitor(conn, spec, clock.now()))
+    second = await app[appkeys.DB].write(
+        lambda conn: insert_monitor(conn, spec, clock.now(), limits=UNLIMITED)
+    )
     for url in (f"/ping/{org.ping_key}/db", f"/ping/{org.ping_key}/db/fail?create=1"):
         resp = await client.get(url)
         assert (resp.status, await resp.text()) == (409, "ambiguous slug")

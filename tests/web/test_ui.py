@@ -87,7 +87,7 @@ async def test_a_new_server_sends_everyone_to_first_run_setup_then_signs_the_own
             "password": PASSWORD, "password2": PASSWORD}  # fmt: skip
     resp = await uic.post("/setup", data=form, allow_redirects=False)
     assert resp.status == 303, await resp.text()
-    assert resp.headers["Location"] == "/monitors/new?first=1"
+    assert resp.headers["Location"] == "/welcome"
     page = await uic.get("/")
     html = await page.text()
     assert page.status == 200 and "Dashboard" in html and "ops@example.com" in html

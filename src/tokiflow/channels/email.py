@@ -17,6 +17,7 @@ from tokiflow.channels.base import (
     ChannelError,
     check_unknown,
 )
+from tokiflow.config import Settings
 
 ADDRESS_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$|^[^@\s,;<>]+@localhost$")
 _COLOURS = {"critical": "#c81e1e", "warning": "#b25e09", "info": "#0e7c3a"}
@@ -58,43 +59,53 @@ class EmailChannel(Channel):
         return {"to": to}
 
     async def send(self, alert: Alert) -> str:
-        s = self.ctx.settings
-        if not s.smtp_host:
-            raise ChannelError("no SMTP server is configured (setting smtp_host)", permanent=True)
         text, html = render(alert)
-        msg = EmailMessage()
-        msg["Subject"] = alert.title
-        msg["From"] = s.smtp_from
-        msg["To"] = ", ".join(self.config["to"])
-        msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain="tokiflow")
-        # Lets mail tools thread every message of one incident, and spot repeats.
-        msg["X-Tokiflow-Idempotency-Key"] = alert.idempotency_key
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        port = s.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[s.smtp_tls]
-        try:
-            errors, reply = await aiosmtplib.send(
-                msg,
-                hostname=s.smtp_host,
-                port=port,
-                username=s.smtp_user or None,
-                password=s.smtp_password or None,
-                use_tls=s.smtp_tls == "tls",
-                start_tls=True if s.smtp_tls == "starttls" else False,
-                timeout=s.outbound_timeout,
-            )
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise ChannelError(
-                f"SMTP login refused: {exc.code} {exc.message}", permanent=True
-            ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            permanent = 500 <= exc.code < 600
-            raise ChannelError(f"SMTP {exc.code} {exc.message}", permanent=permanent,
-                               status=f"SMTP {exc.code}") from None  # fmt: skip
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise ChannelError(f"SMTP server {s.smtp_host}:{port}: {exc}") from None
-        if errors:
-            refused = ", ".join(f"{addr} ({code})" for addr, (code, _) in errors.items())
-            raise ChannelError(f"recipients refused: {refused}", permanent=True)
-        return f"SMTP {reply.split()[0] if reply else 'ok'}"
+        return await send_email(
+            self.ctx.settings, to=self.config["to"], subject=alert.title, text=text, html=html,
+            idempotency_key=alert.idempotency_key,
+        )  # fmt: skip
+
+
+async def send_email(
+    s: Settings, *, to: list[str], subject: str, text: str, html: str, idempotency_key: str
+) -> str:
+    """Hand one text + HTML email to the SMTP server of the smtp_* settings; returns the SMTP
+    status, raises ChannelError (permanent for a refusal that a retry would not change)."""
+    if not s.smtp_host:
+        raise ChannelError("no SMTP server is configured (setting smtp_host)", permanent=True)
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = s.smtp_from
+    msg["To"] = ", ".join(to)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="tokiflow")
+    # Lets mail tools thread every message of one incident, and spot repeats.
+    msg["X-Tokiflow-Idempotency-Key"] = idempotency_key
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    port = s.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[s.smtp_tls]
+    try:
+        errors, reply = await aiosmtplib.send(
+            msg,
+            hostname=s.smtp_host,
+            port=port,
+            username=s.smtp_user or None,
+            password=s.smtp_password or None,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=True if s.smtp_tls == "starttls" else False,
+            timeout=s.outbound_timeout,
+        )
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        raise ChannelError(
+            f"SMTP login refused: {exc.code} {exc.message}", permanent=True
+        ) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        permanent = 500 <= exc.code < 600
+        raise ChannelError(f"SMTP {exc.code} {exc.message}", permanent=permanent,
+                           status=f"SMTP {exc.code}") from None  # fmt: skip
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise ChannelError(f"SMTP server {s.smtp_host}:{port}: {exc}") from None
+    if errors:
+        refused = ", ".join(f"{addr} ({code})" for addr, (code, _) in errors.items())
+        raise ChannelError(f"recipients refused: {refused}", permanent=True)
+    return f"SMTP {reply.split()[0] if reply else 'ok'}"

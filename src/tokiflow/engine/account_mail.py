@@ -1,21 +1,31 @@
-"""Account emails (invitation and password-reset links) over SMTP with the smtp_* settings.
+"""Account emails over SMTP with the smtp_* settings: invitation and password-reset links, and
+the digest of incidents a user asked for in their notification preferences.
 
 The links carry secrets, so they are never logged. Reset emails are sent in the background
 (`Mailer.send_soon`) so that the reply to "reset my password" takes as long whether or not the
-address has an account.
+address has an account. Digests go through the dispatcher's outbox like every alert (retried,
+never sent twice); `collect_digests` makes them when each user's digest time comes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import sqlite3
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import aiosmtplib
+import jinja2
 
+from tokiflow.channels.base import Alert
 from tokiflow.config import Settings
+from tokiflow.engine.alerts import local_time
+from tokiflow.storage import accounts, user_notifications
+from tokiflow.storage.user_notifications import DigestItem
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +139,95 @@ class Mailer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+# -- personal incident digests ---------------------------------------------------------------------
+
+DIGEST_LIMIT = 200  # incidents listed in one digest; the rest are counted
+
+
+def collect_digests(conn: sqlite3.Connection, now: dt.datetime) -> int:
+    """Turn each user's due digest items into one digest email in the outbox (same
+    transaction, so an item is in exactly one digest); returns how many digests were made."""
+    made = 0
+    for user_id in user_notifications.users_with_due_digest(conn, now):
+        items = user_notifications.due_items(conn, user_id, now)
+        user = accounts.get_user(conn, user_id)
+        if not items or user is None:
+            continue
+        message = json.dumps({"tz": user.tz, "at": local_time(now, user.tz)})
+        digest_id = user_notifications.enqueue(
+            conn, user_id=user_id, org_id=None, incident_id=None, kind="digest", event="digest",
+            idempotency_key=f"tokiflow-digest-{user_id}-{items[0].id}", message=message, now=now,
+            due=now,
+        )  # fmt: skip
+        if digest_id is None:  # cannot happen: an item is collected once, and keys name it
+            log.error("digest of user #%s was already made", user_id)
+            continue
+        user_notifications.attach_items(conn, [i.id for i in items], digest_id)
+        made += 1
+    return made
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    """One incident in a digest: what it was and when it opened and (maybe) resolved."""
+
+    org_slug: str
+    title: str
+    monitor_name: str
+    kind: str
+    reason: str
+    opened_at: str
+    resolved_at: str
+    view_url: str
+    severity: str
+
+
+def digest_entries(items: list[DigestItem], base_url: str) -> list[DigestEntry]:
+    """The digest's incidents, one entry per incident (its opening and resolution merged), in
+    the order they happened."""
+    groups: dict[object, dict[str, Alert]] = {}
+    for item in items:
+        key: object = item.incident_id if item.incident_id is not None else f"item{item.id}"
+        groups.setdefault(key, {})[item.event] = Alert.from_json(item.message)
+    entries = []
+    for events in groups.values():
+        opened, resolved = events.get("open"), events.get("resolved")
+        first = opened or resolved
+        assert first is not None
+        entries.append(
+            DigestEntry(
+                org_slug=first.org_slug,
+                title=first.title,
+                monitor_name=first.monitor_name,
+                kind=first.incident_kind,
+                reason=first.reason,
+                opened_at=first.opened_at,
+                resolved_at=resolved.at if resolved else "",
+                view_url=f"{base_url}/incidents/{first.incident_id}" if first.incident_id else "",
+                severity=first.severity if opened else "info",
+            )
+        )
+    return entries
+
+
+def render_digest(items: list[DigestItem], message: str, base_url: str) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of a digest email; times as stored: on the user's clock."""
+    info = json.loads(message)
+    entries = digest_entries(items, base_url)
+    shown, more = entries[:DIGEST_LIMIT], max(len(entries) - DIGEST_LIMIT, 0)
+    count = len(entries)
+    subject = f"Tokiflow digest: {count} incident{'' if count == 1 else 's'} (until {info['at']})"
+    open_now = sum(1 for e in entries if not e.resolved_at)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tokiflow", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    context = {
+        "entries": shown, "more": more, "count": count, "open_now": open_now, "at": info["at"],
+        "tz": info["tz"], "prefs_url": f"{base_url}/api/v1/account/notifications", "subject": subject,
+    }  # fmt: skip
+    text = env.get_template("email/digest.txt").render(**context)
+    html = env.get_template("email/digest.html").render(**context)
+    return subject, text, html

@@ -2,8 +2,8 @@
 notification preferences.
 
 Tokens (invitation, reset) are long random values stored as SHA-256 digests and used once;
-TOTP secrets are stored sealed with the data folder's key. The SQL for the invitations,
-password_resets and notification_prefs tables lives here until it moves to storage/accounts.py.
+TOTP secrets are stored sealed with the data folder's key, and each accepted code's time step is
+remembered so that a code works once. The SQL is in storage/accounts.py.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor import InvalidToken
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
+from tokiflow import licensing
 from tokiflow.engine import auth
 from tokiflow.storage import accounts
-from tokiflow.storage.accounts import ROLES, User
+from tokiflow.storage.accounts import ROLES, Invitation, NotificationPrefs, User
 from tokiflow.storage.crypto import CryptoError, Sealer
-from tokiflow.storage.timefmt import from_db, opt_from_db, to_db
+from tokiflow.storage.timefmt import from_db, to_db
 
 INVITE_FOR = dt.timedelta(days=7)
 RESET_FOR = dt.timedelta(hours=1)
@@ -48,23 +49,13 @@ class AccountError(ValueError):
 # -- invitations ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Invitation:
-    id: int
-    org_id: int
-    email: str
-    role: str
-    invited_by: int | None
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    accepted_at: dt.datetime | None
-
-
-_INVITE = "id, org_id, email, role, invited_by, created_at, expires_at, accepted_at"
-
-
-def _invitation(r: tuple) -> Invitation:
-    return Invitation(r[0], r[1], r[2], r[3], r[4], from_db(r[5]), from_db(r[6]), opt_from_db(r[7]))
+def check_user_limit(conn: sqlite3.Connection, limits: licensing.Limits) -> None:
+    """AccountError (403) when the plan in force allows no more user accounts; they count over
+    the whole installation, as the licence covers it."""
+    try:
+        licensing.check_can_add_user(accounts.count_users(conn), limits)
+    except licensing.LicenceLimitError as exc:
+        raise AccountError(str(exc), "email", status=403) from None
 
 
 def create_invitation(
@@ -75,51 +66,35 @@ def create_invitation(
     role: str,
     invited_by: int | None,
     now: dt.datetime,
+    limits: licensing.Limits,
 ) -> tuple[str, Invitation]:
     """A new invitation and its token (shown once); a pending one to the same address is
-    replaced, so only the newest link works."""
+    replaced, so only the newest link works. Someone without an account yet is refused (403)
+    when `limits`, the plan in force, allows no more users."""
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}", "role")
     existing = accounts.user_by_email(conn, email)
     if existing is not None and accounts.membership(conn, existing.id, org_id) is not None:
         raise AccountError(f"{email} is already a member", "email", status=409)
-    conn.execute(
-        "DELETE FROM invitations WHERE org_id = ? AND email = ? AND accepted_at IS NULL",
-        (org_id, email),
-    )
+    if existing is None:
+        check_user_limit(conn, limits)
     token = auth.new_token()
-    cur = conn.execute(
-        "INSERT INTO invitations(org_id, email, role, token_hash, invited_by, created_at, "
-        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (org_id, email, role, auth.token_hash(token), invited_by, to_db(now),
-         to_db(now + INVITE_FOR)),
+    found = accounts.create_invitation(
+        conn, org_id=org_id, email=email, role=role, token_hash=auth.token_hash(token),
+        invited_by=invited_by, now=now, expires_at=now + INVITE_FOR,
     )  # fmt: skip
-    found = get_invitation(conn, int(cur.lastrowid or 0))
-    assert found is not None
     return token, found
 
 
-def get_invitation(conn: sqlite3.Connection, invitation_id: int) -> Invitation | None:
-    row = conn.execute(
-        f"SELECT {_INVITE} FROM invitations WHERE id = ?", (invitation_id,)
-    ).fetchone()
-    return None if row is None else _invitation(row)
+get_invitation = accounts.get_invitation
+pending_invitations = accounts.pending_invitations
+revoke_invitation = accounts.revoke_invitation
 
 
-def pending_invitations(conn: sqlite3.Connection, org_id: int) -> list[Invitation]:
-    """Invitations not accepted yet (expired ones too, so they can be seen and revoked)."""
-    rows = conn.execute(
-        f"SELECT {_INVITE} FROM invitations WHERE org_id = ? AND accepted_at IS NULL ORDER BY id",
-        (org_id,),
-    )
-    return [_invitation(r) for r in rows]
-
-
-def revoke_invitation(conn: sqlite3.Connection, invitation_id: int) -> bool:
-    cur = conn.execute(
-        "DELETE FROM invitations WHERE id = ? AND accepted_at IS NULL", (invitation_id,)
-    )
-    return cur.rowcount == 1
+def invitation_usable(conn: sqlite3.Connection, token: str) -> bool:
+    """Whether a link's token names an invitation not used yet (expiry is checked on use)."""
+    inv = accounts.invitation_by_hash(conn, auth.token_hash(token))
+    return inv is not None and inv.accepted_at is None
 
 
 def accept_invitation(
@@ -130,13 +105,12 @@ def accept_invitation(
     name: str,
     password_hash: str | None,
     now: dt.datetime,
+    limits: licensing.Limits,
 ) -> tuple[User, Invitation, bool]:
     """Use an invitation once: add the signed-in user (whose email must match) or create the
-    invited user with `password_hash`. Returns (user, invitation, whether the user is new)."""
-    row = conn.execute(
-        f"SELECT {_INVITE} FROM invitations WHERE token_hash = ?", (auth.token_hash(token),)
-    ).fetchone()
-    inv = None if row is None else _invitation(row)
+    invited user with `password_hash` (if `limits` allow one more user). Returns (user,
+    invitation, whether the user is new)."""
+    inv = accounts.invitation_by_hash(conn, auth.token_hash(token))
     if inv is None or inv.accepted_at is not None or inv.expires_at <= now:
         raise AccountError("this invitation link is invalid, was already used or has expired")
     created = False
@@ -155,15 +129,12 @@ def accept_invitation(
             )
         if password_hash is None:
             raise AccountError("choose a password for the new account", "password")
+        check_user_limit(conn, limits)
         user = accounts.create_user(
             conn, email=inv.email, name=name.strip(), password_hash=password_hash, now=now
         )
         created = True
-    used = conn.execute(
-        "UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL",
-        (to_db(now), inv.id),
-    )
-    if used.rowcount != 1:
+    if not accounts.mark_invitation_used(conn, inv.id, now):
         raise AccountError("this invitation link is invalid, was already used or has expired")
     current = accounts.membership(conn, user.id, inv.org_id)
     if current is None:
@@ -189,9 +160,7 @@ def change_role(
     if m.role == "owner" and role != "owner" and accounts.owners(conn, org_id) <= 1:
         raise AccountError("the last owner cannot be demoted: make someone else owner first",
                            status=409)  # fmt: skip
-    conn.execute(
-        "UPDATE memberships SET role = ? WHERE user_id = ? AND org_id = ?", (role, user_id, org_id)
-    )
+    accounts.set_role(conn, user_id, org_id, role)
     return m.role, role
 
 
@@ -220,46 +189,37 @@ def request_reset(
     user = accounts.user_by_email(conn, email)
     if user is None:
         return None
-    conn.execute("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL", (user.id,))
     token = auth.new_token()
-    conn.execute(
-        "INSERT INTO password_resets(user_id, token_hash, created_at, expires_at) "
-        "VALUES (?, ?, ?, ?)",
-        (user.id, auth.token_hash(token), to_db(now), to_db(now + RESET_FOR)),
-    )
+    accounts.create_reset(conn, user.id, auth.token_hash(token), now, now + RESET_FOR)
     return token, user
+
+
+def reset_usable(conn: sqlite3.Connection, token: str) -> bool:
+    """Whether a reset link's token was issued and not used yet (expiry is checked on use)."""
+    found = accounts.reset_by_hash(conn, auth.token_hash(token))
+    return found is not None and found.used_at is None
 
 
 def confirm_reset(
     conn: sqlite3.Connection, token: str, password_hash: str, now: dt.datetime
 ) -> User:
     """Use a reset token once: set the new password, unlock the account, end every session."""
-    row = conn.execute(
-        "SELECT id, user_id, expires_at, used_at FROM password_resets WHERE token_hash = ?",
-        (auth.token_hash(token),),
-    ).fetchone()
-    if row is None or row[3] is not None or from_db(row[2]) <= now:
+    found = accounts.reset_by_hash(conn, auth.token_hash(token))
+    if found is None or found.used_at is not None or found.expires_at <= now:
         raise AccountError("this reset link is invalid, was already used or has expired", "token")
-    used = conn.execute(
-        "UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL",
-        (to_db(now), row[0]),
-    )
-    user = accounts.get_user(conn, row[1])
-    if used.rowcount != 1 or user is None:
+    used = accounts.mark_reset_used(conn, found.id, now)
+    user = accounts.get_user(conn, found.user_id)
+    if not used or user is None:
         raise AccountError("this reset link is invalid, was already used or has expired", "token")
     accounts.set_password(conn, user.id, password_hash)
-    conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", (user.id,))
+    accounts.unlock(conn, user.id)
     accounts.delete_sessions_of(conn, user.id)
     return user
 
 
 def end_other_sessions(conn: sqlite3.Connection, user_id: int, keep_token: str) -> int:
     """Sign a user out everywhere but the session `keep_token` (after a password change)."""
-    cur = conn.execute(
-        "DELETE FROM sessions WHERE user_id = ? AND token_hash != ?",
-        (user_id, auth.token_hash(keep_token)),
-    )
-    return cur.rowcount
+    return accounts.delete_other_sessions(conn, user_id, auth.token_hash(keep_token))
 
 
 # -- profile -------------------------------------------------------------------------------------
@@ -278,10 +238,10 @@ def check_time_zone(name: str) -> str:
 def update_profile(
     conn: sqlite3.Connection, user_id: int, *, name: str | None, tz: str | None
 ) -> User:
-    if tz is not None:
-        conn.execute("UPDATE users SET tz = ? WHERE id = ?", (check_time_zone(tz), user_id))
-    if name is not None:
-        conn.execute("UPDATE users SET name = ? WHERE id = ?", (name.strip(), user_id))
+    accounts.set_profile(
+        conn, user_id, name=None if name is None else name.strip(),
+        tz=None if tz is None else check_time_zone(tz),
+    )  # fmt: skip
     user = accounts.get_user(conn, user_id)
     assert user is not None
     return user
@@ -318,20 +278,26 @@ def start_totp(sealer: Sealer, user: User, now: dt.datetime) -> TotpSetup:
     return TotpSetup(base64.b32encode(secret).decode(), uri, token, now + TOTP_SETUP_FOR)
 
 
-def code_matches(secret: bytes, code: str, now: dt.datetime) -> bool:
-    """Whether `code` is right at `now`, one step either side allowed for clock drift."""
+def matching_step(secret: bytes, code: str, now: dt.datetime) -> int | None:
+    """The time step (Unix time // 30) whose code `code` is, looking at `now` and one step
+    either side for clock drift; None when it matches none of them."""
     code = code.strip().replace(" ", "")
     if len(code) != TOTP_DIGITS or not code.isascii() or not code.isdigit():
-        return False
+        return None
     totp = _totp(secret)
     moment = int(now.timestamp())
     for drift in (0, -TOTP_STEP, TOTP_STEP):
         try:
             totp.verify(code.encode(), moment + drift)
-            return True
         except InvalidToken:
             continue
-    return False
+        return (moment + drift) // TOTP_STEP
+    return None
+
+
+def code_matches(secret: bytes, code: str, now: dt.datetime) -> bool:
+    """Whether `code` is right at `now`, one step either side allowed for clock drift."""
+    return matching_step(secret, code, now) is not None
 
 
 def confirm_totp(
@@ -342,7 +308,8 @@ def confirm_totp(
     code: str,
     now: dt.datetime,
 ) -> None:
-    """Turn two-factor sign-in on with the secret of `setup_token` once `code` matches it."""
+    """Turn two-factor sign-in on with the secret of `setup_token` once `code` matches it (that
+    code then counts as used)."""
     try:
         blob = base64.urlsafe_b64decode(setup_token.encode())
         data: dict[str, Any] = json.loads(sealer.open(blob, f"totp-setup:{user_id}"))
@@ -351,32 +318,42 @@ def confirm_totp(
         raise AccountError("setup_token is not one this server gave you", "setup_token") from None
     if data.get("u") != user_id or issued + TOTP_SETUP_FOR <= now:
         raise AccountError("this set-up has expired: start again", "setup_token")
-    if not code_matches(secret, code, now):
+    step = matching_step(secret, code, now)
+    if step is None:
         raise AccountError("that code is not right: check the time on your device", "code")
-    cur = conn.execute(
-        "UPDATE users SET totp_secret = ? WHERE id = ? AND totp_secret IS NULL",
-        (sealer.seal(secret, _purpose(user_id)), user_id),
-    )
-    if cur.rowcount != 1:
+    if not accounts.turn_totp_on(conn, user_id, sealer.seal(secret, _purpose(user_id)), step):
         raise AccountError("two-factor sign-in is already on", status=409)
 
 
-def user_code_ok(sealer: Sealer, user: User, code: str, now: dt.datetime) -> bool:
-    """Whether `code` is the user's current TOTP code (False when they have no secret)."""
+def _user_step(sealer: Sealer, user: User, code: str, now: dt.datetime) -> int | None:
     if user.totp_secret is None:
-        return False
+        return None
     try:
         secret = sealer.open(user.totp_secret, _purpose(user.id))
     except CryptoError:
-        return False
-    return code_matches(secret, code, now)
+        return None
+    return matching_step(secret, code, now)
+
+
+def user_code_ok(sealer: Sealer, user: User, code: str, now: dt.datetime) -> bool:
+    """Whether `code` is the user's current TOTP code and not one already used (False when they
+    have no secret). Only a check: sign-in must use `use_code`, which also spends the code."""
+    step = _user_step(sealer, user, code, now)
+    return step is not None and (user.totp_last_step is None or step > user.totp_last_step)
+
+
+def use_code(
+    conn: sqlite3.Connection, sealer: Sealer, user: User, code: str, now: dt.datetime
+) -> bool:
+    """Accept the user's TOTP code once: it must be current and of a later time step than the
+    last code accepted, which it then becomes (in the caller's write transaction), so a code
+    seen by someone else cannot be replayed within its window."""
+    step = _user_step(sealer, user, code, now)
+    return step is not None and accounts.claim_totp_step(conn, user.id, step)
 
 
 def disable_totp(conn: sqlite3.Connection, user_id: int) -> bool:
-    cur = conn.execute(
-        "UPDATE users SET totp_secret = NULL WHERE id = ? AND totp_secret IS NOT NULL", (user_id,)
-    )
-    return cur.rowcount == 1
+    return accounts.turn_totp_off(conn, user_id)
 
 
 # -- notification preferences --------------------------------------------------------------------
@@ -385,25 +362,8 @@ MODES = ("immediate", "digest", "off")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-@dataclass(frozen=True)
-class NotificationPrefs:
-    """How one user of one organisation wants to hear about incidents."""
-
-    mode: str = "immediate"
-    tags: tuple[str, ...] = ()  # only monitors with one of these tags (empty: all)
-    quiet_start: str | None = None  # HH:MM in the user's time zone
-    quiet_end: str | None = None
-
-
-def get_prefs(conn: sqlite3.Connection, user_id: int, org_id: int) -> NotificationPrefs:
-    row = conn.execute(
-        "SELECT mode, tags, quiet_start, quiet_end FROM notification_prefs "
-        "WHERE user_id = ? AND org_id = ?",
-        (user_id, org_id),
-    ).fetchone()
-    if row is None:
-        return NotificationPrefs()
-    return NotificationPrefs(row[0], tuple(row[1].split()), row[2], row[3])
+get_prefs = accounts.get_prefs
+save_prefs = accounts.save_prefs
 
 
 def check_prefs(
@@ -422,17 +382,6 @@ def check_prefs(
     if quiet_start is not None and quiet_start == quiet_end:
         raise AccountError("quiet hours must not start and end at the same time", "quiet_end")
     return NotificationPrefs(mode, tuple(dict.fromkeys(tags)), quiet_start, quiet_end)
-
-
-def save_prefs(
-    conn: sqlite3.Connection, user_id: int, org_id: int, prefs: NotificationPrefs
-) -> None:
-    conn.execute(
-        "INSERT INTO notification_prefs(user_id, org_id, mode, tags, quiet_start, quiet_end) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, org_id) DO UPDATE SET mode = excluded.mode, "
-        "tags = excluded.tags, quiet_start = excluded.quiet_start, quiet_end = excluded.quiet_end",
-        (user_id, org_id, prefs.mode, " ".join(prefs.tags), prefs.quiet_start, prefs.quiet_end),
-    )
 
 
 def _minutes(hhmm: str) -> int:
@@ -464,7 +413,7 @@ def decide(prefs: NotificationPrefs, monitor_tags: list[str], at: dt.datetime, t
         return Decision("digest")
     if prefs.quiet_start is None or prefs.quiet_end is None:
         return Decision("now")
-    zone = zoneinfo.ZoneInfo(tz)
+    zone = zone_of(tz)
     local = at.astimezone(zone)
     minute = local.hour * 60 + local.minute
     start, end = _minutes(prefs.quiet_start), _minutes(prefs.quiet_end)
@@ -477,3 +426,33 @@ def decide(prefs: NotificationPrefs, monitor_tags: list[str], at: dt.datetime, t
     # The end of quiet hours on the wall clock; fold=0 picks the first of a repeated hour and
     # a time in a DST gap is read with the offset before the gap.
     return Decision("hold", wall_end.replace(tzinfo=zone).astimezone(dt.UTC))
+
+
+# -- digest timing -------------------------------------------------------------------------------
+
+DIGEST_HOUR = 8  # digests go out daily at 08:00 in the user's time zone
+
+
+def zone_of(tz: str) -> zoneinfo.ZoneInfo:
+    """The user's zone; UTC for a name this machine does not know (it was checked on save)."""
+    try:
+        return zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def next_digest_at(prefs: NotificationPrefs, after: dt.datetime, tz: str) -> dt.datetime:
+    """When the digest that collects an alert of `after` goes out: the next 08:00 on the user's
+    wall clock, or the end of their quiet hours when those cover 08:00."""
+    zone = zone_of(tz)
+    local = after.astimezone(zone).replace(tzinfo=None)
+    wall = local.replace(hour=DIGEST_HOUR, minute=0, second=0, microsecond=0)
+    if wall <= local:
+        wall += dt.timedelta(days=1)
+    when = wall.replace(tzinfo=zone).astimezone(dt.UTC)
+    if prefs.quiet_start is not None and prefs.quiet_end is not None:
+        quiet = NotificationPrefs("immediate", (), prefs.quiet_start, prefs.quiet_end)
+        held = decide(quiet, [], when, tz)
+        if held.until is not None:
+            when = held.until
+    return when

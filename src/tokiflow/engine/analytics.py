@@ -2,8 +2,9 @@
 MTTR, failure-rate trend, run duration distribution, failure heatmap and reliability ranking.
 
 The maths is pure functions over rows (flips, runs, ping counts); `monitor_report` and
-`org_report` read those rows from storage and take `now` from the caller's clock. Every result is
-a frozen dataclass of JSON-ready values (`as_json` turns it into dicts and lists).
+`org_report` (its bulk reading is in `analytics_org`) read those rows from storage and take `now`
+from the caller's clock; `thresholds` says what the anomaly rules would apply to the next run.
+Every result is a frozen dataclass of JSON-ready values (`as_json` turns it into dicts and lists).
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from tokiflow.engine.anomaly import percentile, stdev
-from tokiflow.engine.schedules import ScheduleError, next_due, schedule_from_row
-from tokiflow.storage import monitors as monitor_store
+from tokiflow.engine.anomaly import MIN_HISTORY, OUTPUT_RUNS, percentile, stdev
+from tokiflow.engine.schedules import Schedule, ScheduleError, next_due, schedule_from_row
 from tokiflow.storage import stats
 from tokiflow.storage.monitors import Monitor
-from tokiflow.storage.stats import DayCount, FlipRow, RunRow
+from tokiflow.storage.stats import DayCount, FlipRow, RunRow, Scope
+
+if TYPE_CHECKING:
+    from tokiflow.engine.analytics_org import OrgReport
 
 PERIODS = (7, 30, 90)
 HEALTH_DAYS = 7
@@ -111,6 +115,10 @@ def uptime_percent(spans: Iterable[Interval]) -> float | None:
             up += s.seconds
         elif s.status == "down":
             down += s.seconds
+    return _percent(up, down)
+
+
+def _percent(up: float, down: float) -> float | None:
     if up + down == 0:
         return None
     if down == 0:
@@ -147,15 +155,42 @@ def reliability(spans: Sequence[Interval]) -> Reliability:
     )
 
 
+def _tally(spans: Sequence[Interval]) -> tuple[float, float, int, int, float]:
+    """(up seconds, down seconds, outages begun, outages ended, their total length): what
+    `reliability` and `uptime_percent` make of the spans, in one pass and no objects (the
+    organisation report does this for every monitor that flipped)."""
+    up = down = repair = 0.0
+    outages = recovered = 0
+    last = len(spans) - 1
+    for i, s in enumerate(spans):
+        seconds = (s.end - s.start).total_seconds()
+        if s.status in UP_STATES:
+            up += seconds
+        elif s.status == "down":
+            down += seconds
+            if s.entered_from is not None:
+                outages += 1
+                if i < last:
+                    recovered += 1
+                    repair += seconds
+    return up, down, outages, recovered, repair
+
+
 def missed_runs(spans: Sequence[Interval], m: Monitor) -> int:
     """Runs that never pinged: every outage that began as a missed deadline (late -> down)
     counts one, plus each further due time of the schedule while it lasted."""
-    schedule = schedule_from_row(m.schedule_kind, m.period, m.cron, m.tz)
+    return _missed(spans, lambda: schedule_from_row(m.schedule_kind, m.period, m.cron, m.tz))
+
+
+def _missed(spans: Sequence[Interval], schedule_of: Callable[[], Schedule]) -> int:
+    """`missed_runs`, reading the schedule only for an outage that began as a missed deadline."""
     total = 0
+    schedule = None
     for s in spans:
         if s.status != "down" or s.entered_from != "late":
             continue
         total += 1
+        schedule = schedule or schedule_of()
         when = s.start
         for _ in range(MAX_MISSED_PER_OUTAGE):
             try:
@@ -177,16 +212,21 @@ class DayRate:
 
 
 def daily_failure_rates(
-    counts: Iterable[DayCount], timeouts: Iterable[RunRow], first: dt.date, days: int
+    counts: Iterable[DayCount],
+    timeouts: Iterable[RunRow],
+    first: dt.date,
+    days: int,
+    zone: dt.tzinfo = dt.UTC,
 ) -> list[DayRate]:
-    """Failure rate per UTC day: fail pings and timed-out runs over all finishes."""
+    """Failure rate per day (in `zone`, UTC by default): fail pings and timed-out runs over all
+    finishes. `counts` are already per day of that zone."""
     ok = {first + dt.timedelta(days=i): 0 for i in range(days)}
     bad = dict.fromkeys(ok, 0)
     for c in counts:
         if c.day in ok:
             (ok if c.kind == "success" else bad)[c.day] += c.count
     for r in timeouts:
-        day = r.finished_at.date()
+        day = r.finished_at.astimezone(zone).date()
         if r.status == "timeout" and day in bad:
             bad[day] += 1
     return [
@@ -218,6 +258,12 @@ def histogram(durations: Iterable[float]) -> list[Bucket]:
     for d in durations:
         i = next((i for i, edge in enumerate(BUCKETS) if d <= edge), len(BUCKETS))
         counts[i] += 1
+    return buckets_of(counts)
+
+
+def buckets_of(counts: Sequence[int]) -> list[Bucket]:
+    """Counts per bucket of BUCKETS (and one more for longer) as Buckets, the empty ones at both
+    ends left out."""
     used = [i for i, c in enumerate(counts) if c]
     if not used:
         return []
@@ -271,6 +317,12 @@ def durations(s: stats.RunStats, recent: Sequence[float]) -> Durations:
 
 
 # -- reports --------------------------------------------------------------------------------------
+#
+# Both reports read the same rows the same way (storage.stats' bulk reads over a scope: one
+# monitor, or every monitor of an organisation), so an organisation of 10,000 monitors costs a
+# handful of queries and a tight loop over the monitors, not a report per monitor.
+
+HOUR_TEXT, MINUTE_TEXT = 13, 16  # characters of a stored timestamp up to the hour, the minute
 
 
 @dataclass(frozen=True)
@@ -316,40 +368,128 @@ def clip(spans: Iterable[Interval], since: dt.datetime) -> list[Interval]:
 
 
 def _health(
-    conn: sqlite3.Connection, m: Monitor, spans: Sequence[Interval], runs: Iterable[RunRow],
-    since: dt.datetime,
+    clipped: Sequence[Interval], schedule_of: Callable[[], Schedule], successes: int, fails: int,
+    timeouts: Iterable[RunRow], since: dt.datetime,
 ) -> Health:  # fmt: skip
-    clipped = clip(spans, since)
-    counts = stats.ping_counts_since(conn, m.id, since)
-    failures = counts.get("fail", 0)
-    failures += sum(1 for r in runs if r.status == "timeout" and r.finished_at >= since)
+    """The health score from the spans since `since` (clipped there), the success and fail pings
+    and the timed-out runs."""
+    failures = fails + sum(1 for r in timeouts if r.finished_at >= since)
     late = sum(1 for s in clipped if s.entered_from == "late" and s.status == "up")
-    missed = missed_runs(clipped, m)
-    on_time = max(counts.get("success", 0) - late, 0)
+    missed = _missed(clipped, schedule_of)
+    on_time = max(successes - late, 0)
     return Health(
         health_score(failures=failures, missed=missed, late=late, on_time=on_time),
         failures, missed, late, on_time,
     )  # fmt: skip
 
 
+def _score(
+    clipped: Sequence[Interval], schedule_of: Callable[[], Schedule], successes: int, fails: int,
+    timeouts: Iterable[RunRow], since: dt.datetime,
+) -> int:  # fmt: skip
+    """`_health(...).score` without the Health."""
+    failures = fails + sum(1 for r in timeouts if r.finished_at >= since)
+    late = missed = 0
+    for s in clipped:
+        if s.entered_from == "late":
+            late += s.status == "up"
+            missed += s.status == "down"
+    if missed:
+        missed = _missed(clipped, schedule_of)
+    on_time = max(successes - late, 0)
+    return health_score(failures=failures, missed=missed, late=late, on_time=on_time)
+
+
+@dataclass(frozen=True)
+class _Days:
+    """The calendar days a trend covers: `days` days up to today, in `zone`."""
+
+    zone: ZoneInfo | None  # None: UTC days, and the heatmap in each monitor's own zone
+    first: dt.date
+    today: dt.date
+    start: dt.datetime  # the first day's midnight, in UTC
+
+    @property
+    def day_zone(self) -> dt.tzinfo:
+        return self.zone or dt.UTC
+
+
+def _days(now: dt.datetime, days: int, tz: str | None) -> _Days:
+    zone = None if tz is None else ZoneInfo(tz)
+    today = now.astimezone(zone or dt.UTC).date()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time(), zone or dt.UTC).astimezone(dt.UTC)
+    return _Days(zone, first, today, start)
+
+
+def bucket_width(zones: Iterable[str], start: dt.datetime, end: dt.datetime) -> int:
+    """How much of a stored UTC timestamp to group pings by so that each group falls in one local
+    hour of every zone: the hour, when all the zones are whole hours off UTC from `start` to
+    `end` (looked at once a day), else the minute."""
+    for name in set(zones):
+        zone = ZoneInfo(name)
+        when = start
+        while True:
+            offset = when.astimezone(zone).utcoffset()
+            if offset is None or offset.total_seconds() % 3600:
+                return MINUTE_TEXT
+            if when >= end:
+                break
+            when = min(when + dt.timedelta(days=1), end)
+    return HOUR_TEXT
+
+
+def _trend_and_heatmap(
+    conn: sqlite3.Connection, scope: Scope, zones: dict[int, str], timeouts: Sequence[RunRow],
+    now: dt.datetime, days: int, span: _Days,
+) -> tuple[list[DayRate], list[list[int]]]:  # fmt: skip
+    """The daily failure rates and the weekday x hour failure grid of the monitors in scope
+    (`zones`: each monitor's own time zone)."""
+    report_since = _since(now, days)
+    start = min(report_since, span.start)
+    heat_zones = set(zones.values()) if span.zone is None else {span.zone.key}
+    width = bucket_width(heat_zones | {str(span.day_zone)}, start, now)
+    per_day: dict[tuple[dt.date, str], int] = {}
+    for text, kind, count in stats.ping_counts(conn, scope, start, width):
+        when = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+        day = when.astimezone(span.day_zone).date()
+        if span.first <= day <= span.today:
+            per_day[day, kind] = per_day.get((day, kind), 0) + count
+    grid = [[0] * 24 for _ in range(7)]
+    for zone, text, count in stats.fail_counts(conn, scope, report_since, width):
+        when = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+        local = when.astimezone(span.zone or ZoneInfo(zone))
+        grid[local.weekday()][local.hour] += count
+    for r in timeouts:
+        if r.status == "timeout" and r.finished_at >= report_since:
+            local = r.finished_at.astimezone(span.zone or ZoneInfo(zones.get(r.monitor_id, "UTC")))
+            grid[local.weekday()][local.hour] += 1
+    counts = [DayCount(0, day, kind, n) for (day, kind), n in per_day.items()]
+    rates = daily_failure_rates(counts, timeouts, span.first, days, span.day_zone)
+    return rates, grid
+
+
 def monitor_report(
-    conn: sqlite3.Connection, m: Monitor, now: dt.datetime, *, days: int = 7, window: int = 100
-) -> MonitorReport:
-    """Everything the analytics page shows for one monitor over the last `days` days."""
+    conn: sqlite3.Connection, m: Monitor, now: dt.datetime, *, days: int = 7, window: int = 100,
+    tz: str | None = None,
+) -> MonitorReport:  # fmt: skip
+    """Everything the analytics page shows for one monitor over the last `days` days. Days are
+    UTC days and the heatmap is in the monitor's time zone, unless `tz` names a zone for both."""
     period_days = max(days, HEALTH_DAYS)
     since = _since(now, period_days)
     start = max(since, m.created_at)
     flips, before = stats.flips_since(conn, [m.id], start)
     spans = intervals(flips, before.get(m.id), m.status, start, now)
-    counts = stats.ping_days_since(conn, [m.id], since)
-    finished = stats.finished_runs_since(conn, [m.id], since)
+    span = _days(now, days, tz)
+    finished = stats.finished_runs_since(conn, [m.id], min(since, span.start))
     report_since = _since(now, days)
     window_spans = clip(spans, report_since)
-    rates = daily_failure_rates(counts, finished, (now - dt.timedelta(days=days - 1)).date(), days)
-    fails = [t for _, t in stats.fail_times_since(conn, [m.id], report_since)]
-    fails += [
-        r.finished_at for r in finished if r.status == "timeout" and r.finished_at >= report_since
-    ]
+    scope = stats.monitor_scope(m.id)
+    timeouts = [r for r in finished if r.status == "timeout"]
+    rates, grid = _trend_and_heatmap(conn, scope, {m.id: m.tz}, timeouts, now, days, span)
+    health_since = _since(now, HEALTH_DAYS)
+    ok, bad = stats.finishes_by_monitor(conn, scope, health_since).get(m.id, (0, 0))
+    schedule_of = partial(schedule_from_row, m.schedule_kind, m.period, m.cron, m.tz)
     run_stats = stats.get(conn, m.id)
     recent = stats.recent_durations(conn, m.id, window)
     return MonitorReport(
@@ -359,7 +499,7 @@ def monitor_report(
         days=days,
         since=report_since,
         until=now,
-        health=_health(conn, m, spans, finished, _since(now, HEALTH_DAYS)),
+        health=_health(clip(spans, health_since), schedule_of, ok, bad, timeouts, health_since),
         uptime_percent=uptime_percent(window_spans),
         reliability=reliability(window_spans),
         failure_trend=rates,
@@ -370,92 +510,74 @@ def monitor_report(
             for r in finished
             if r.status == "success" and r.duration is not None and r.finished_at >= report_since
         ),
-        failure_heatmap=heatmap(fails, m.tz),
+        failure_heatmap=grid,
         output_sizes=list(run_stats.recent_sizes),
     )
 
 
-@dataclass(frozen=True)
-class Ranked:
-    uuid: str
-    name: str
-    health: int
-    uptime_percent: float | None
-    outages: int
+# -- anomaly thresholds ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class OrgReport:
-    org: str
-    days: int
-    since: dt.datetime
-    until: dt.datetime
-    monitors: int
-    health: float | None  # the average of the monitors' scores
-    uptime_percent: float | None  # time-weighted over every monitor
-    reliability: Reliability
-    failure_trend: list[DayRate]
-    failure_trend_slope: float | None
-    failure_heatmap: list[list[int]]
-    most_reliable: list[Ranked]
-    least_reliable: list[Ranked]
+class Thresholds:
+    """The anomaly rules as they stand for a monitor's next run (seconds and bytes)."""
+
+    alerts: bool
+    factor: float
+    z: float
+    runs: int  # successful runs with a duration so far
+    needed: int  # runs of history before the rules apply
+    median: float | None  # of the recent runs (the window)
+    mean: float | None
+    stdev: float | None
+    median_limit: float | None  # factor x the median
+    sigma_limit: float | None  # mean + z standard deviations
+    limit: float | None  # a run longer than this (both limits) opens an ANOMALY incident
+    output_drop: float
+    output_average: float | None  # of the last OUTPUT_RUNS outputs, once they are tracked
+    output_limit: float | None  # an output smaller than this opens an OUTPUT incident
+
+
+def thresholds(conn: sqlite3.Connection, m: Monitor, *, window: int = 100) -> Thresholds:
+    """The limits the anomaly rules would apply to the monitor's next run (None before the
+    monitor has the history they need)."""
+    s = stats.get(conn, m.id)
+    recent = stats.recent_durations(conn, m.id, max(window, 1))
+    ready = s.runs >= MIN_HISTORY
+    center = percentile(sorted(recent), 50) if recent else (s.mean if s.runs else None)
+    sd = stdev(s) if s.runs else None
+    median_limit = m.anomaly_factor * center if ready and center is not None else None
+    sigma_limit = s.mean + m.anomaly_z * (sd or 0.0) if ready else None
+    limit = None
+    if median_limit is not None and sigma_limit is not None:
+        limit = max(median_limit, sigma_limit)
+    sizes = s.recent_sizes
+    output_ready = s.outputs >= MIN_HISTORY and len(sizes) >= OUTPUT_RUNS and m.output_drop > 0
+    average = sum(sizes) / len(sizes) if output_ready else None
+    return Thresholds(
+        alerts=m.anomaly_alerts,
+        factor=m.anomaly_factor,
+        z=m.anomaly_z,
+        runs=s.runs,
+        needed=MIN_HISTORY,
+        median=center,
+        mean=s.mean if s.runs else None,
+        stdev=sd,
+        median_limit=median_limit,
+        sigma_limit=sigma_limit,
+        limit=limit,
+        output_drop=m.output_drop,
+        output_average=average,
+        output_limit=m.output_drop * average if average else None,
+    )
 
 
 def org_report(
-    conn: sqlite3.Connection, org_id: int, org_slug: str, now: dt.datetime, *, days: int = 7
-) -> OrgReport:
-    """The organisation's totals over the last `days` days, and its best and worst monitors."""
-    reports = [
-        monitor_report(conn, m, now, days=days, window=1)
-        for m in monitor_store.list_for_org(conn, org_id)
-    ]
-    up = sum(r.reliability.up_seconds for r in reports)
-    down = sum(r.reliability.down_seconds for r in reports)
-    outages = sum(r.reliability.outages for r in reports)
-    repairs = [
-        (r.reliability.mttr_seconds, r.reliability.recovered)
-        for r in reports
-        if r.reliability.mttr_seconds is not None
-    ]
-    repaired = sum(n for _, n in repairs)
-    trend = [
-        DayRate(day.day, s, f, f / (s + f) if s + f else None)
-        for day, s, f in (
-            (
-                day,
-                sum(r.failure_trend[i].successes for r in reports),
-                sum(r.failure_trend[i].failures for r in reports),
-            )
-            for i, day in enumerate(reports[0].failure_trend if reports else [])
-        )
-    ]
-    grid = [[sum(r.failure_heatmap[d][h] for r in reports) for h in range(24)] for d in range(7)]
-    ranked = sorted(
-        (
-            Ranked(r.uuid, r.name, r.health.score, r.uptime_percent, r.reliability.outages)
-            for r in reports
-        ),
-        key=lambda x: (x.health, x.uptime_percent or 0.0, -x.outages, x.name),
-    )
-    return OrgReport(
-        org=org_slug,
-        days=days,
-        since=_since(now, days),
-        until=now,
-        monitors=len(reports),
-        health=sum(r.health.score for r in reports) / len(reports) if reports else None,
-        uptime_percent=100.0 * up / (up + down) if up + down else None,
-        reliability=Reliability(
-            outages=outages,
-            recovered=repaired,
-            mtbf_seconds=up / outages if outages else None,
-            mttr_seconds=sum(t * n for t, n in repairs) / repaired if repaired else None,
-            up_seconds=up,
-            down_seconds=down,
-        ),
-        failure_trend=trend,
-        failure_trend_slope=trend_slope(trend),
-        failure_heatmap=grid,
-        most_reliable=list(reversed(ranked[-RANKED:])),
-        least_reliable=ranked[:RANKED],
-    )
+    conn: sqlite3.Connection, org_id: int, org_slug: str, now: dt.datetime, *, days: int = 7,
+    tz: str | None = None,
+) -> OrgReport:  # fmt: skip
+    """The organisation's totals over the last `days` days, and its best and worst monitors (see
+    `analytics_org`, which reads in bulk with this module's functions)."""
+    from tokiflow.engine import analytics_org  # it imports this module: here, not at the top
+
+    return analytics_org.org_report(conn, org_id, org_slug, now, days=days, tz=tz)

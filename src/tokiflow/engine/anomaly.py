@@ -199,10 +199,17 @@ def _act(
 
 
 def apply_finish(
-    conn: sqlite3.Connection, m: Monitor, f: Finish, now: dt.datetime, *, window: int
+    conn: sqlite3.Connection,
+    m: Monitor,
+    f: Finish,
+    now: dt.datetime,
+    *,
+    window: int,
+    judge: bool = True,
 ) -> tuple[int, str] | None:
     """Judge a finished run, open or resolve ANOMALY/OUTPUT incidents, and add the run to the
-    statistics; returns (incident id, kind) of an incident it opened."""
+    statistics; returns (incident id, kind) of an incident it opened. With `judge` False (the
+    plan in force has no anomaly detection) the run only feeds the statistics."""
     if not f.success or (f.duration is None and f.output_size is None):
         return None
     before = stats.get(conn, m.id)
@@ -214,7 +221,7 @@ def apply_finish(
     if f.duration is not None:
         d = f.duration
         finding = None
-        if runs >= MIN_HISTORY:
+        if judge and runs >= MIN_HISTORY:
             recent_median = None
             sd = stdev(before)
             # The median needs a read of recent runs: only worth it when the z test passes (at
@@ -231,7 +238,7 @@ def apply_finish(
         low = d if low is None else min(low, d)
         high = d if high is None else max(high, d)
     if f.output_size is not None:
-        finding = output_finding(f.output_size, before, m.output_drop)
+        finding = output_finding(f.output_size, before, m.output_drop) if judge else None
         output_incident, new = _act(conn, m, finding, output_incident, now, f.run_id)
         if new is not None and opened is None:
             opened = (new, "OUTPUT")

@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from tokiflow import licensing
 from tokiflow.channels.base import ChannelConfigError
 from tokiflow.channels.registry import CHANNELS
 from tokiflow.engine.dispatcher import open_config, seal_config
@@ -28,6 +29,30 @@ class ChannelView:
     last_error: str | None
     last_error_at: dt.datetime | None
     created_at: dt.datetime
+
+
+# Channel kinds that only some plans may add (the licence feature that allows them).
+PLAN_FEATURES = {"discord": "discord_teams", "teams": "discord_teams"}
+
+
+class ChannelPlanError(ChannelConfigError):
+    """The plan in force does not include this kind of channel (a 403 where one can say so)."""
+
+
+def check_plan(kind: str, limits: licensing.Limits) -> None:
+    """ChannelPlanError if adding a `kind` channel needs a feature the plan in force lacks.
+    Channels added earlier keep delivering whatever happens to the licence."""
+    feature = PLAN_FEATURES.get(kind)
+    if feature is None or limits.allows(feature):
+        return
+    cls = CHANNELS.get(kind)
+    label = getattr(cls, "label", kind) if cls else kind
+    raise ChannelPlanError(
+        "kind",
+        f"{label} channels are part of the PRO plan and above, and this installation is on the "
+        f"{limits.plan} plan; install a licence that includes them ('tokiflow license install "
+        "FILE') or pick another kind",
+    )
 
 
 def validate(kind: str, name: str, config: Any) -> dict[str, Any]:
@@ -54,9 +79,12 @@ def create(
     config: Any,
     is_default: bool,
     now: dt.datetime,
+    limits: licensing.Limits,
 ) -> ChannelRow:
-    """Validate and store a channel; a default one is linked to every monitor of the org."""
+    """Validate and store a channel (if the plan in force, `limits`, has its kind); a default
+    one is linked to every monitor of the org."""
     clean = validate(kind, name, config)
+    check_plan(kind, limits)
     return channels.insert(
         conn, org_id=org_id, kind=kind, name=name.strip(), sealed_config=seal_config(sealer, org_id, clean),
         is_default=is_default, now=now,

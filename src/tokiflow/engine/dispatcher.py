@@ -6,6 +6,10 @@ rows left `sending` by a process that died are sent again at start-up with the s
 key, which services that deduplicate (PagerDuty, Opsgenie, webhooks that check the key) use to
 drop the repeat. Each send runs in its own task under a per-channel limit, so a slow channel
 never holds up the others.
+
+Personal incident emails (members' notification preferences) have their own outbox and go
+through the same loop: due when queued, at the end of the user's quiet hours, or, for digests,
+made by `account_mail.collect_digests` when each user's digest time comes.
 """
 
 from __future__ import annotations
@@ -19,21 +23,31 @@ import random
 from typing import Any
 
 from tokiflow.channels.base import Alert, Channel, ChannelError, SendContext
+from tokiflow.channels.email import EmailChannel, send_email
 from tokiflow.channels.http import Outbound
 from tokiflow.channels.registry import CHANNELS
 from tokiflow.clock import Clock
 from tokiflow.config import Settings
-from tokiflow.engine import alerts
-from tokiflow.storage import channels, monitors, notifications, outputs
+from tokiflow.engine import account_mail, alerts
+from tokiflow.storage import (
+    accounts,
+    channels,
+    monitors,
+    notifications,
+    outputs,
+    user_notifications,
+)
 from tokiflow.storage.channels import ChannelRow
 from tokiflow.storage.crypto import CryptoError, Sealer
 from tokiflow.storage.database import Database
 from tokiflow.storage.notifications import Notification
+from tokiflow.storage.user_notifications import UserNotification
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
 PER_CHANNEL = 32
+PERSONAL = 8  # personal emails in flight at once (they all go to the one SMTP server)
 IN_FLIGHT = 128
 FIRST_RETRY = 30.0
 MAX_RETRY = 3600.0
@@ -96,6 +110,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_channel: dict[int, asyncio.Semaphore] = {}
         self._in_flight = asyncio.Semaphore(IN_FLIGHT)
+        self._personal = asyncio.Semaphore(PERSONAL)
+        self.last_batch = 0
         self.parked = asyncio.Event()
 
     def poke(self) -> None:
@@ -104,7 +120,11 @@ class Dispatcher:
 
     async def start(self) -> int:
         """Put back rows a stopped process left claimed; returns how many."""
-        released = await self._db.write(notifications.release_claims)
+
+        def release(conn: Any) -> int:
+            return notifications.release_claims(conn) + user_notifications.release_claims(conn)
+
+        released = await self._db.write(release)
         if released:
             log.info(
                 "dispatcher: %d notifications from before the restart will be sent again", released
@@ -112,18 +132,28 @@ class Dispatcher:
         return released
 
     async def tick(self, now: dt.datetime) -> int:
-        """Queue due re-notifications, claim due rows and start sending them."""
+        """Queue due re-notifications and digests, claim due rows and start sending them."""
 
-        def claim(conn: Any) -> list[Notification]:
+        def claim(conn: Any) -> tuple[list[Notification], list[UserNotification]]:
             alerts.due_renotifies(conn, now)
-            return notifications.claim_due(conn, now, BATCH)
+            account_mail.collect_digests(conn, now)
+            return (
+                notifications.claim_due(conn, now, BATCH),
+                user_notifications.claim_due(conn, now, BATCH),
+            )
 
-        claimed = await self._db.write(claim)
+        claimed, personal = await self._db.write(claim)
         for n in claimed:
-            task = asyncio.create_task(self._deliver(n), name=f"notification-{n.id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return len(claimed)
+            self._spawn(self._deliver(n), f"notification-{n.id}")
+        for p in personal:
+            self._spawn(self._deliver_personal(p), f"personal-{p.id}")
+        self.last_batch = max(len(claimed), len(personal))
+        return len(claimed) + len(personal)
+
+    def _spawn(self, work: Any, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
         """Wait for every send in flight (tests, shutdown)."""
@@ -132,7 +162,12 @@ class Dispatcher:
 
     async def _next_wake(self) -> dt.datetime:
         def query(conn: Any) -> dt.datetime | None:
-            times = [notifications.next_due(conn), alerts.next_renotify(conn)]
+            times = [
+                notifications.next_due(conn),
+                alerts.next_renotify(conn),
+                user_notifications.next_due(conn),
+                user_notifications.next_digest_due(conn),
+            ]
             found = [t for t in times if t is not None]
             return min(found) if found else None
 
@@ -144,8 +179,8 @@ class Dispatcher:
         await self.start()
         while True:
             self._wake.clear()
-            claimed = await self.tick(self._clock.now())
-            if claimed >= BATCH:
+            await self.tick(self._clock.now())
+            if self.last_batch >= BATCH:
                 continue
             until = await self._next_wake()
             if until <= self._clock.now():
@@ -218,14 +253,22 @@ class Dispatcher:
             ack_url=f"{base}/incidents/{alert.incident_id}/ack",
         )
 
+    def _outcome(
+        self, attempts: int, since: dt.datetime, ok: bool, permanent: bool
+    ) -> tuple[dt.datetime, float, bool]:
+        """(now, retry delay, whether to give up) after an attempt: retried with backoff until
+        `alert_retry_for` after `since`, never after a permanent error."""
+        now = self._clock.now()
+        deadline = since + dt.timedelta(seconds=self._settings.alert_retry_for)
+        delay = retry_delay(attempts, self._rng)
+        dead = not ok and (permanent or now + dt.timedelta(seconds=delay) > deadline)
+        return now, delay, dead
+
     async def _record(
         self, n: Notification, *, ok: bool, status: str, error: str, permanent: bool, latency: float
     ) -> None:
-        now = self._clock.now()
-        deadline = n.created_at + dt.timedelta(seconds=self._settings.alert_retry_for)
-        delay = retry_delay(n.attempts, self._rng)
+        now, delay, dead = self._outcome(n.attempts, n.created_at, ok, permanent)
         retry_at = now + dt.timedelta(seconds=delay)
-        dead = not ok and (permanent or retry_at > deadline)
 
         def write(conn: Any) -> None:
             notifications.record_attempt(
@@ -262,4 +305,65 @@ class Dispatcher:
                 error,
                 delay,
             )
+        self.poke()
+
+    # -- personal emails ---------------------------------------------------------------------
+
+    async def _deliver_personal(self, n: UserNotification) -> None:
+        async with self._personal, self._in_flight:
+            ok, status, error, permanent = True, "", "", False
+            try:
+                status = await asyncio.wait_for(
+                    self._send_personal(n), timeout=self._settings.outbound_timeout * 3
+                )
+            except ChannelError as exc:
+                ok, error, permanent, status = False, str(exc), exc.permanent, exc.status
+            except TimeoutError:
+                ok, error = False, "timed out"
+            except Exception as exc:  # a bug must not kill the dispatcher
+                log.exception("personal email %s failed unexpectedly", n.id)
+                ok, error = False, f"internal error: {type(exc).__name__}"
+        await self._record_personal(n, ok=ok, status=status, error=error, permanent=permanent)
+
+    async def _send_personal(self, n: UserNotification) -> str:
+        """Email one personal alert or digest to the user's own address (read now, so a
+        changed address is used)."""
+        user = await self._db.read(lambda conn: accounts.get_user(conn, n.user_id))
+        if user is None:
+            raise ChannelError("the user was deleted", permanent=True)
+        if n.kind == "digest":
+            items = await self._db.read(lambda conn: user_notifications.items_of(conn, n.id))
+            subject, text, html = account_mail.render_digest(
+                items, n.message, self._settings.public_url
+            )
+            return await send_email(
+                self._settings, to=[user.email], subject=subject, text=text, html=html,
+                idempotency_key=n.idempotency_key,
+            )  # fmt: skip
+        alert = await self._complete(self._with_links(Alert.from_json(n.message)))
+        return await EmailChannel({"to": [user.email]}, self._ctx).send(alert)
+
+    async def _record_personal(
+        self, n: UserNotification, *, ok: bool, status: str, error: str, permanent: bool
+    ) -> None:
+        now, delay, dead = self._outcome(n.attempts, n.due_at, ok, permanent)
+
+        def write(conn: Any) -> None:
+            if ok:
+                user_notifications.mark_sent(conn, n.id, now)
+            elif dead:
+                why = error if permanent else f"gave up after {n.attempts} attempts: {error}"
+                user_notifications.mark_dead(conn, n.id, why)
+            else:
+                user_notifications.mark_retry(conn, n.id, error, now + dt.timedelta(seconds=delay))
+
+        await self._db.write(write)
+        if ok:
+            log.info("personal %s email %s sent to user #%s (%s)", n.kind, n.id, n.user_id, status)
+        elif dead:
+            log.warning("personal %s email %s to user #%s failed for good: %s", n.kind, n.id,
+                        n.user_id, error)  # fmt: skip
+        else:
+            log.info("personal %s email %s to user #%s failed (%s); retry in %.0f s", n.kind,
+                     n.id, n.user_id, error, delay)  # fmt: skip
         self.poke()

@@ -88,4 +88,5 @@ def resume(
 
 
 def delete(conn: sqlite3.Connection, m: Monitor) -> None:
-    conn.execute("DELETE FROM monitors WHERE id = ?", (m.id,))
+    """Delete the monitor with its history (the caller drops its deadline once committed)."""
+    store.delete(conn, m.id)

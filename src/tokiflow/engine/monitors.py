@@ -9,6 +9,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokiflow import licensing
 from tokiflow.engine.schedules import (
     Schedule,
     ScheduleError,
@@ -32,6 +33,17 @@ class MonitorError(ValueError):
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.message = message
+
+
+class MonitorLimitError(MonitorError):
+    """The plan in force allows no more monitors (a 403 where the caller can say so, else 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("monitors", message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -144,9 +156,17 @@ def auto_created(org_id: int, slug: str) -> MonitorSpec:
     return build_spec(org_id=org_id, name=slug, slug=slug)
 
 
-def insert_monitor(conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime) -> Monitor:
+def insert_monitor(
+    conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime, *, limits: licensing.Limits
+) -> Monitor:
     """Insert a monitor (status new: no deadline until its first ping), subscribed to every
-    default channel of its organisation."""
+    default channel of its organisation; MonitorLimitError when `limits` (the plan in force)
+    allows no more monitors. Every way of adding a monitor comes through here."""
+    if limits.monitors is not None:
+        try:
+            licensing.check_can_create_monitor(store.count_all(conn), limits)
+        except licensing.LicenceLimitError as exc:
+            raise MonitorLimitError(str(exc)) from None
     s = spec.schedule
     monitor = store.insert(
         conn,
@@ -179,10 +199,13 @@ def insert_monitor(conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime
     return monitor
 
 
-def create_monitor(conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime) -> Monitor:
-    """Create a monitor, refusing a slug its organisation already uses."""
+def create_monitor(
+    conn: sqlite3.Connection, spec: MonitorSpec, now: dt.datetime, *, limits: licensing.Limits
+) -> Monitor:
+    """Create a monitor, refusing a slug its organisation already uses (and one more monitor
+    than `limits` allows)."""
     if store.slug_taken(conn, spec.org_id, spec.slug):
         raise MonitorError("slug", f"'{spec.slug}' is already used in this organisation")
     if spec.uuid is not None and store.by_uuid(conn, spec.uuid) is not None:
         raise MonitorError("uuid", f"{spec.uuid} is already used")
-    return insert_monitor(conn, spec, now)
+    return insert_monitor(conn, spec, now, limits=limits)

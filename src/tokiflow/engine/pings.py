@@ -8,13 +8,14 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tokiflow import licensing
 from tokiflow.engine import anomaly, states
 from tokiflow.engine import monitors as monitor_defs
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.engine.schedules import format_duration
 from tokiflow.storage import metrics as ping_metrics
 from tokiflow.storage import monitors as store
-from tokiflow.storage import orgs, pings, runs
+from tokiflow.storage import notifications, orgs, pings, rollups, runs, user_notifications
 from tokiflow.storage.database import Database
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.outputs import OutputStore
@@ -51,18 +52,21 @@ class PingEvent:
 class PingOutcome:
     """How the ping was taken: found / created / not found / ambiguous, and what it changed."""
 
-    result: str  # "ok", "created", "not_found", "ambiguous"
+    result: str  # "ok", "created", "not_found", "ambiguous", "limit" (plan allows no new one)
     monitor: Monitor | None = None
     kind: str | None = None
     transition: states.Transition | None = None
     alerts_queued: bool = False  # the dispatcher has something new to send
 
 
-def _last_notification(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT coalesce(max(id), 0) FROM notifications").fetchone()[0])
+def _last_notification(conn: sqlite3.Connection) -> tuple[int, int]:
+    # Channel alerts and personal emails: either means the dispatcher has work.
+    return notifications.last_id(conn), user_notifications.last_id(conn)
 
 
-def _find(conn: sqlite3.Connection, ev: PingEvent) -> tuple[str, Monitor | None]:
+def _find(
+    conn: sqlite3.Connection, ev: PingEvent, limits: licensing.Limits
+) -> tuple[str, Monitor | None]:
     if ev.uuid is not None:
         m = store.by_uuid(conn, ev.uuid)
         return ("ok", m) if m else ("not_found", None)
@@ -76,9 +80,12 @@ def _find(conn: sqlite3.Connection, ev: PingEvent) -> tuple[str, Monitor | None]
         return "ok", found[0]
     if not ev.create:
         return "not_found", None
-    created = monitor_defs.insert_monitor(
-        conn, monitor_defs.auto_created(org.id, ev.slug), ev.received_at
-    )
+    try:
+        created = monitor_defs.insert_monitor(
+            conn, monitor_defs.auto_created(org.id, ev.slug), ev.received_at, limits=limits
+        )
+    except monitor_defs.MonitorLimitError:
+        return "limit", None
     return "created", created
 
 
@@ -90,13 +97,16 @@ def record_ping(
     pings_kept: int,
     stats_window: int = 100,
     outputs: OutputStore | None = None,
+    limits: licensing.Limits,
 ) -> PingOutcome:
     """Store a ping and apply it to its monitor; runs in the writer.
 
     With `outputs`, a non-empty body is captured to disk (redacted, capped, encrypted) instead
-    of the ping row; `stats_window` is how many recent runs the anomaly median looks at.
+    of the ping row; `stats_window` is how many recent runs the anomaly median looks at;
+    `limits`, the plan in force, decides whether a `?create=1` ping may add a monitor and
+    whether finished runs are judged for anomalies.
     """
-    result, m = _find(conn, ev)
+    result, m = _find(conn, ev, limits)
     if m is None:
         return PingOutcome(result)
     now = ev.received_at
@@ -127,13 +137,18 @@ def record_ping(
         # An incident can open or resolve here (FAIL, ANOMALY, OUTPUT, recovery): notice when
         # alerts were queued so the caller can wake the dispatcher (a rowid max is O(1)).
         before = _last_notification(conn)
-        transition = _finish(conn, m, kind, ev, run, duration, n, fields, started_at, stats_window)
+        judge = limits.allows("anomaly_detection")
+        transition = _finish(
+            conn, m, kind, ev, run, duration, n, fields, started_at, stats_window, judge
+        )
         queued = _last_notification(conn) != before
+    rollups.add_ping(conn, m.org_id, m.id, n, now, kind, run_id)  # after the run's finish
     if transition is None:
         m = states.set_state(conn, m, now, started_at, fields, "")
     else:
         m = transition.monitor
     if n % PRUNE_EVERY == 0 and n > pings_kept:
+        rollups.forget_pings(conn, m.id, n - pings_kept)
         pings.prune(conn, m.id, n, pings_kept)
     return PingOutcome(result, m, kind, transition, queued)
 
@@ -189,6 +204,7 @@ def _finish(
     fields: dict[str, object],
     started_at: dt.datetime,
     stats_window: int,
+    judge: bool,
 ) -> states.Transition:
     now = ev.received_at
     # Output sizes are tracked once a monitor has sent output, so that an empty one is noticed.
@@ -221,7 +237,10 @@ def _finish(
             if ev.body and not m.output_tracked:
                 fields["output_tracked"] = True
             finish = anomaly.Finish(True, run.id if run else None, duration, output_size)
-            opened = anomaly.apply_finish(conn, m, finish, now, window=stats_window)
+            opened = anomaly.apply_finish(
+                conn, m, finish, now, window=stats_window,
+                judge=judge,
+            )  # fmt: skip
         new = states.set_state(conn, m, now, started_at, fields, "success ping")
         if opened is not None:
             return states.Transition(m.status, new.status, new, *opened)
@@ -257,8 +276,10 @@ async def ingest(
     pings_kept: int,
     stats_window: int = 100,
     outputs: OutputStore | None = None,
+    limits: licensing.Limits,
 ) -> PingOutcome:
-    """Record a ping durably; returns once it is committed, with the scheduler updated."""
+    """Record a ping durably; returns once it is committed, with the scheduler updated.
+    `limits` is the plan in force (see record_ping)."""
 
     def after(outcome: PingOutcome) -> None:
         if outcome.monitor is not None:
@@ -272,6 +293,7 @@ async def ingest(
             pings_kept=pings_kept,
             stats_window=stats_window,
             outputs=outputs,
+            limits=limits,
         ),  # fmt: skip
         after_commit=after,
     )

@@ -1,5 +1,6 @@
-"""Retention: old runs, resolved incidents and flips are deleted in small batches, off the ping path;
-captured output by age and by total size per organisation, and output files nothing refers to."""
+"""Retention: old runs (taken out of the analytics rollups as they go), resolved incidents,
+flips and sent personal emails are deleted in small batches, off the ping path; captured output
+by age and by total size per organisation, and output files nothing refers to."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokiflow.clock import Clock
-from tokiflow.storage import incidents, outputs, runs
+from tokiflow.storage import incidents, outputs, rollups, runs, user_notifications
 from tokiflow.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ async def prune_once(db: Database, now: dt.datetime, retention_seconds: int) -> 
     while True:
         deleted = await db.write(
             lambda conn: (
-                runs.prune_finished(conn, cutoff, BATCH)
+                rollups.prune_runs(conn, cutoff, BATCH)  # first: out of the rollups too
+                + runs.prune_finished(conn, cutoff, BATCH)
                 + incidents.prune_resolved(conn, cutoff, BATCH)
+                + user_notifications.prune_sent(conn, cutoff, BATCH)
             )
         )
         total += deleted

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tokiflow import licensing
 from tokiflow.engine import audit, monitor_ops, views
 from tokiflow.engine.monitors import (
     SLUG_RE,
@@ -109,15 +110,20 @@ class Planner:
 
 
 def create_all(
-    conn: sqlite3.Connection, plans: list[Plan], now: dt.datetime, actor: audit.Actor
+    conn: sqlite3.Connection,
+    plans: list[Plan],
+    now: dt.datetime,
+    actor: audit.Actor,
+    *,
+    limits: licensing.Limits,
 ) -> list[Monitor]:
     """Create every planned monitor (paused where the source had it paused), with an audit
-    entry each; in the caller's transaction."""
+    entry each; in the caller's transaction (MonitorLimitError past the plan's limit)."""
     created = []
     for plan in plans:
         if plan.spec is None:
             continue
-        m = insert_monitor(conn, plan.spec, now)
+        m = insert_monitor(conn, plan.spec, now, limits=limits)
         if plan.paused:
             m = monitor_ops.pause(conn, m, now, now)
         audit.record(
@@ -167,15 +173,16 @@ def upsert(
     started_at: dt.datetime,
     *,
     defaults: dict[str, Any] | None = None,
+    limits: licensing.Limits,
 ) -> Upserted:
     """Create the organisation's monitor `slug` from `args` (build_spec arguments, over
     `defaults`), or apply the arguments that differ to the existing one; raises MonitorError for
-    an invalid value. A definition sent again unchanged writes nothing (clients resend it with
-    every ping)."""
+    an invalid value (MonitorLimitError when creating would pass `limits`). A definition sent
+    again unchanged writes nothing (clients resend it with every ping)."""
     found = store.by_slug(conn, org_id, slug)
     if not found:
         spec = build_spec(org_id=org_id, slug=slug, **{"name": slug, **(defaults or {}), **args})
-        return Upserted(insert_monitor(conn, spec, now), "created")
+        return Upserted(insert_monitor(conn, spec, now, limits=limits), "created")
     m = found[0]
     changes = dict(args)
     current = build_spec(org_id=org_id, **definition(m))

@@ -15,21 +15,23 @@
     btn.textContent = t === "auto" ? "◐ Auto" : t === "dark" ? "☾ Dark" : "☀ Light";
     btn.setAttribute("aria-label", "Theme: " + t + " (change)");
   }
+  function nextTheme() {
+    var next = THEMES[(THEMES.indexOf(currentTheme()) + 1) % THEMES.length];
+    if (next === "auto") document.documentElement.removeAttribute("data-theme");
+    else document.documentElement.setAttribute("data-theme", next);
+    try {
+      if (next === "auto") localStorage.removeItem("tokiflow-theme");
+      else localStorage.setItem("tokiflow-theme", next);
+    } catch (e) { /* ignore */ }
+    var btn = $("#theme-toggle");
+    if (btn) showTheme(btn);
+  }
   function setupTheme() {
     var btn = $("#theme-toggle");
     if (!btn) return;
     btn.hidden = false;
     showTheme(btn);
-    btn.addEventListener("click", function () {
-      var next = THEMES[(THEMES.indexOf(currentTheme()) + 1) % THEMES.length];
-      if (next === "auto") document.documentElement.removeAttribute("data-theme");
-      else document.documentElement.setAttribute("data-theme", next);
-      try {
-        if (next === "auto") localStorage.removeItem("tokiflow-theme");
-        else localStorage.setItem("tokiflow-theme", next);
-      } catch (e) { /* ignore */ }
-      showTheme(btn);
-    });
+    btn.addEventListener("click", nextTheme);
   }
 
   // -- copy buttons ------------------------------------------------------------------------
@@ -90,6 +92,7 @@
           region.replaceChildren.apply(region, Array.prototype.slice.call(doc.body.firstChild.childNodes));
           region.setAttribute("data-live-version", String(Number(region.getAttribute("data-live-version") || "0") + 1));
           setupConfirm(region);
+          region.dispatchEvent(new CustomEvent("live:swapped", { bubbles: true }));
         })
         .catch(function () { inflight = false; });
     }
@@ -235,6 +238,232 @@
     });
   }
 
+  // -- bulk actions on the monitors list ------------------------------------------------------------
+  // The form works without this: it only counts the selection, enables the bar when something is
+  // selected, ticks a whole page at once, and keeps the selection when live updates redraw rows.
+  function setupBulk() {
+    var form = $("form[data-bulk]");
+    if (!form) return;
+    var chosen = {};
+    var count = $("[data-bulk-count]", form);
+    var tag = $("input[name=tag]", form);
+    function boxes() { return $all("input[data-bulk-item]", form); }
+    function remember() {
+      chosen = {};
+      boxes().forEach(function (b) { if (b.checked) chosen[b.value] = true; });
+    }
+    function refresh() {
+      var list = boxes();
+      var n = list.filter(function (b) { return b.checked; }).length;
+      var all = $("input[data-bulk-all]", form);
+      if (all) {
+        all.checked = list.length > 0 && n === list.length;
+        all.indeterminate = n > 0 && n < list.length;
+      }
+      if (count) {
+        count.textContent = n === 0 ? "Select monitors to act on them" :
+          n + (n === 1 ? " monitor selected:" : " monitors selected:");
+      }
+      form.setAttribute("data-selected", String(n));
+      $all("[data-bulk-action]", form).forEach(function (b) { b.disabled = n === 0; });
+      if (tag) tag.disabled = n === 0;
+      list.forEach(function (b) {
+        var row = b.closest("tr");
+        if (row) row.classList.toggle("selected", b.checked);
+      });
+    }
+    form.addEventListener("change", function (ev) {
+      var t = ev.target;
+      if (t.matches("input[data-bulk-all]")) {
+        boxes().forEach(function (b) { b.checked = t.checked; });
+      }
+      if (t.matches("input[data-bulk-all], input[data-bulk-item]")) {
+        remember();
+        refresh();
+      }
+    });
+    form.addEventListener("live:swapped", function () {
+      boxes().forEach(function (b) { b.checked = !!chosen[b.value]; });
+      refresh();
+    });
+    form.addEventListener("submit", function (ev) {
+      var by = ev.submitter;
+      var action = by ? by.value : "";
+      if ((action === "tag_add" || action === "tag_remove") && tag && !tag.value.trim()) {
+        ev.preventDefault();
+        tag.setAttribute("aria-invalid", "true");
+        tag.focus();
+      }
+    });
+    if (tag) {
+      tag.addEventListener("input", function () { tag.removeAttribute("aria-invalid"); });
+      tag.addEventListener("keydown", function (ev) {
+        if (ev.key !== "Enter") return;
+        ev.preventDefault();
+        var add = $("button[value=tag_add]", form);
+        if (add && !add.disabled) add.click();
+      });
+    }
+    remember();
+    refresh();
+  }
+
+  // -- command palette (Ctrl/Cmd+K) -------------------------------------------------------------------
+  function setupPalette() {
+    var dialog = $("#palette");
+    var input = $("#palette-input");
+    var list = $("#palette-list");
+    if (!dialog || !dialog.showModal || !input || !list) return;
+    var status = $("#palette-status");
+    var items = [];
+    var active = 0;
+    var seq = 0;
+    var loaded = 0;
+    var timer = null;
+    var enterWaiting = false;
+    var opener = null;
+    var KINDS = { page: "Page", action: "Action", monitor: "Monitor" };
+
+    function open() {
+      var help = $("#help");
+      if (help && help.open) help.close();
+      opener = document.activeElement;
+      input.value = "";
+      items = [];
+      draw();
+      dialog.showModal();
+      input.focus();
+      load();
+    }
+    function close() { if (dialog.open) dialog.close(); }
+    function load() {
+      clearTimeout(timer);
+      timer = null;
+      var mine = ++seq;
+      fetch("/ui/palette?q=" + encodeURIComponent(input.value), {
+        credentials: "same-origin", headers: { "Accept": "application/json" }
+      })
+        .then(function (r) {
+          var json = (r.headers.get("Content-Type") || "").indexOf("json") >= 0;
+          return r.ok && json ? r.json() : { items: [] };
+        })
+        .then(function (data) {
+          if (mine !== seq) return;
+          loaded = mine;
+          items = data.items || [];
+          active = 0;
+          draw();
+          if (enterWaiting) { enterWaiting = false; choose(active); }
+        })
+        .catch(function () { if (mine === seq) { loaded = mine; enterWaiting = false; } });
+    }
+    function draw() {
+      list.replaceChildren();
+      items.forEach(function (item, i) {
+        var li = document.createElement("li");
+        li.id = "palette-option-" + i;
+        li.setAttribute("role", "option");
+        li.setAttribute("data-kind", item.kind);
+        var kind = document.createElement("span");
+        kind.className = "kind";
+        kind.textContent = KINDS[item.kind] || item.kind;
+        var title = document.createElement("span");
+        title.className = "title";
+        title.textContent = item.title;
+        li.appendChild(kind);
+        li.appendChild(title);
+        if (item.detail) {
+          var detail = document.createElement("span");
+          detail.className = "detail";
+          detail.textContent = item.detail;
+          li.appendChild(detail);
+        }
+        li.addEventListener("mousedown", function (ev) { ev.preventDefault(); });
+        li.addEventListener("click", function () { choose(i); });
+        li.addEventListener("mousemove", function () { if (active !== i) { active = i; mark(); } });
+        list.appendChild(li);
+      });
+      if (!items.length && loaded === seq && seq > 0) {
+        var none = document.createElement("li");
+        none.className = "empty";
+        none.setAttribute("role", "option");
+        none.setAttribute("aria-disabled", "true");
+        none.textContent = "Nothing matches “" + input.value + "”";
+        list.appendChild(none);
+      }
+      if (status) status.textContent = items.length + (items.length === 1 ? " result" : " results");
+      mark();
+    }
+    function mark() {
+      $all("li[id^=palette-option-]", list).forEach(function (li, i) {
+        li.setAttribute("aria-selected", i === active ? "true" : "false");
+      });
+      var current = $("#palette-option-" + active);
+      if (current) {
+        input.setAttribute("aria-activedescendant", current.id);
+        if (current.scrollIntoView) current.scrollIntoView({ block: "nearest" });
+      } else {
+        input.removeAttribute("aria-activedescendant");
+      }
+    }
+    function choose(i) {
+      var item = items[i];
+      if (!item) return;
+      if (item.kind === "action") {
+        close();
+        if (item.action === "theme") nextTheme();
+        return;
+      }
+      close();
+      window.location.href = item.href;
+    }
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(load, 120);
+    });
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+        ev.preventDefault();
+        if (!items.length) return;
+        active = (active + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+        mark();
+      } else if (ev.key === "Home" && items.length) {
+        ev.preventDefault(); active = 0; mark();
+      } else if (ev.key === "End" && items.length) {
+        ev.preventDefault(); active = items.length - 1; mark();
+      } else if (ev.key === "Enter") {
+        ev.preventDefault();
+        // Typed faster than the list followed: act once the list matches the text.
+        if (timer || loaded !== seq) { enterWaiting = true; if (timer) load(); }
+        else choose(active);
+      }
+    });
+    // Keep focus inside the dialog (the input holds it; options are chosen with the arrows).
+    dialog.addEventListener("keydown", function (ev) {
+      if (ev.key === "Tab") { ev.preventDefault(); input.focus(); }
+    });
+    dialog.addEventListener("click", function (ev) { if (ev.target === dialog) close(); });
+    dialog.addEventListener("close", function () {
+      enterWaiting = false;
+      if (opener && opener.focus && document.contains(opener)) opener.focus();
+    });
+    document.addEventListener("keydown", function (ev) {
+      if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && !ev.shiftKey && (ev.key === "k" || ev.key === "K")) {
+        ev.preventDefault();
+        if (dialog.open) close(); else open();
+      }
+    });
+    $all("[data-open-palette]").forEach(function (b) {
+      b.hidden = false;
+      b.addEventListener("click", open);
+    });
+  }
+
+  // -- run output: the last page opens at its end, where a failing job says why ---------------------
+  function setupOutput() {
+    $all("pre[data-scroll-end]").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupTheme();
     setupCopy();
@@ -244,5 +473,8 @@
     setupChannelForm();
     setupKeys();
     setupFilters();
+    setupBulk();
+    setupPalette();
+    setupOutput();
   });
 })();

@@ -118,3 +118,21 @@ def for_monitor(conn: sqlite3.Connection, monitor_id: int) -> list[ChannelRow]:
         (monitor_id,),
     )
     return [_row(r) for r in rows]
+
+
+def update(
+    conn: sqlite3.Connection, channel_id: int, *, name: str, config: bytes, is_default: bool
+) -> None:
+    conn.execute(
+        "UPDATE channels SET name = ?, config = ?, is_default = ? WHERE id = ?",
+        (name, config, int(is_default), channel_id),
+    )
+
+
+def link_every_monitor(conn: sqlite3.Connection, channel_id: int, org_id: int) -> None:
+    """Subscribe every monitor of the organisation to the channel."""
+    conn.execute(
+        "INSERT OR IGNORE INTO monitor_channels(monitor_id, channel_id) "
+        "SELECT id, ? FROM monitors WHERE org_id = ?",
+        (channel_id, org_id),
+    )

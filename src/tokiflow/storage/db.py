@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 10_000
@@ -52,6 +54,24 @@ def enable_wal(conn: sqlite3.Connection) -> None:
         raise StorageError(f"database could not switch to WAL mode (got {mode})")
 
 
+@contextmanager
+def transaction(conn: sqlite3.Connection, *, commit: bool = True) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE` on an autocommit connection, then `COMMIT`; `ROLLBACK` when the block
+    raises, or always with `commit=False` (a dry run)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT" if commit else "ROLLBACK")
+
+
+def quick_check(conn: sqlite3.Connection) -> list[str]:
+    """SQLite's `quick_check` findings: `["ok"]` for a sound file."""
+    return [r[0] for r in conn.execute("PRAGMA quick_check")]
+
+
 def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     """Refuse a file that is not a SQLite database, with a one-line reason."""
     try:
@@ -61,3 +81,32 @@ def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
         raise StorageError(f"database {path} is not a usable SQLite file: {exc}") from None
     if row is None or row[0] != "ok":
         raise StorageError(f"database {path} is damaged: {row[0] if row else 'no answer'}")
+
+
+def snapshot(db_path: Path, target: Path) -> None:
+    """A consistent copy of a live database into `target` (a new file in rollback-journal mode,
+    ready to archive); sqlite3.Error when it cannot be made."""
+    src = connect(db_path, readonly=True)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            # pages=-1: the whole file in one step, inside one read transaction, so the copy is
+            # one committed moment; a stepped copy restarts whenever the writer commits.
+            src.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def file_findings(path: Path, *, full: bool = False) -> list[str]:
+    """What SQLite's quick_check (integrity_check when `full`) says about a database file
+    opened read-only: `["ok"]` for a sound one; sqlite3.DatabaseError for one that is not a
+    database at all."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        pragma = "integrity_check" if full else "quick_check"
+        return [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
+    finally:
+        conn.close()

@@ -115,6 +115,49 @@ def list_recent(
     return [_row(r) for r in rows]
 
 
+def _by_ids(conn: sqlite3.Connection, ids: list[int]) -> list[Incident]:
+    found = (get(conn, i) for i in ids)
+    return [i for i in found if i is not None]
+
+
+def unresolved(conn: sqlite3.Connection, org_id: int, limit: int) -> list[Incident]:
+    """The organisation's newest unresolved incidents (ids from the (org_id, state) index alone,
+    then only those rows)."""
+    rows = conn.execute(
+        "SELECT id FROM incidents WHERE org_id = ? AND state != 'resolved' "
+        "ORDER BY id DESC LIMIT ?",
+        (org_id, limit),
+    )
+    return _by_ids(conn, [r[0] for r in rows])
+
+
+def newest_of_monitor(conn: sqlite3.Connection, monitor_id: int, limit: int) -> list[Incident]:
+    """The monitor's newest incidents, whatever their state."""
+    rows = conn.execute(
+        "SELECT id FROM incidents WHERE monitor_id = ? ORDER BY id DESC LIMIT ?",
+        (monitor_id, limit),
+    )
+    return _by_ids(conn, [r[0] for r in rows])
+
+
+def unresolved_count(conn: sqlite3.Connection, org_id: int) -> int:
+    """How many of the organisation's incidents are open or acknowledged."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM incidents WHERE org_id = ? AND state != 'resolved'", (org_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def unresolved_signature(conn: sqlite3.Connection, org_id: int) -> tuple[int, int, int]:
+    """(open, acknowledged, newest id) of unresolved incidents: changes when any of them does."""
+    row = conn.execute(
+        "SELECT SUM(state = 'open'), SUM(state = 'acknowledged'), MAX(id) FROM incidents "
+        "WHERE org_id = ? AND state != 'resolved'",
+        (org_id,),
+    ).fetchone()
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+
 def add_flip(
     conn: sqlite3.Connection, monitor_id: int, at: dt.datetime, old: str, new: str, reason: str
 ) -> None:
@@ -146,3 +189,87 @@ def prune_resolved(conn: sqlite3.Connection, before: dt.datetime, limit: int = 1
         (to_db(before), limit),
     )
     return deleted + cur.rowcount
+
+
+def set_renotify(conn: sqlite3.Connection, incident_id: int, when: dt.datetime | None) -> None:
+    """When the incident re-notifies next (None: never)."""
+    conn.execute(
+        "UPDATE incidents SET renotify_at = ? WHERE id = ?",
+        (None if when is None else to_db(when), incident_id),
+    )
+
+
+def due_renotify(
+    conn: sqlite3.Connection, now: dt.datetime, limit: int = 500
+) -> list[tuple[int, int, str]]:
+    """(incident id, monitor id, state) of incidents whose re-notify time has come."""
+    rows = conn.execute(
+        "SELECT id, monitor_id, state FROM incidents WHERE renotify_at IS NOT NULL "
+        "AND renotify_at <= ? ORDER BY renotify_at LIMIT ?",
+        (to_db(now), limit),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def next_renotify(conn: sqlite3.Connection) -> dt.datetime | None:
+    row = conn.execute(
+        "SELECT min(renotify_at) FROM incidents WHERE renotify_at IS NOT NULL"
+    ).fetchone()
+    return opt_from_db(row[0])
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    author: str
+    body: str
+    at: dt.datetime
+
+
+def add_comment(
+    conn: sqlite3.Connection, incident_id: int, author: str, body: str, at: dt.datetime
+) -> None:
+    conn.execute(
+        "INSERT INTO incident_comments(incident_id, author, body, at) VALUES (?, ?, ?, ?)",
+        (incident_id, author, body, to_db(at)),
+    )
+
+
+def comments(conn: sqlite3.Connection, incident_id: int) -> list[Comment]:
+    rows = conn.execute(
+        "SELECT id, author, body, at FROM incident_comments WHERE incident_id = ? ORDER BY id",
+        (incident_id,),
+    )
+    return [Comment(r[0], r[1], r[2], from_db(r[3])) for r in rows]
+
+
+def search(
+    conn: sqlite3.Connection,
+    org_id: int,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    monitor_uuid: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 100,
+) -> list[Incident]:
+    """The organisation's incidents, newest first, filtered by state, kind, monitor and the
+    time they opened (`since` inclusive, `until` exclusive)."""
+    where: list[str] = ["i.org_id = ?"]
+    args: list[object] = [org_id]
+    for column, value in (("i.state", state), ("i.kind", kind), ("m.uuid", monitor_uuid)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    for op, when in ((">=", since), ("<", until)):
+        if when is not None:
+            where.append(f"i.opened_at {op} ?")
+            args.append(to_db(when))
+    columns = ", ".join("i." + c.strip() for c in _COLUMNS.split(","))
+    rows = conn.execute(
+        f"SELECT {columns} FROM incidents i JOIN monitors m ON m.id = i.monitor_id "
+        f"WHERE {' AND '.join(where)} ORDER BY i.id DESC LIMIT ?",
+        (*args, limit),
+    )
+    return [_row(r) for r in rows]

@@ -388,6 +388,180 @@ def m0005_ping_metrics(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m0006_personal_alerts(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+        CREATE INDEX notification_prefs_org ON notification_prefs(org_id);
+        CREATE TABLE user_notifications (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER REFERENCES orgs(id) ON DELETE CASCADE,
+            incident_id INTEGER REFERENCES incidents(id) ON DELETE SET NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('alert', 'digest')),
+            event TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
+            idempotency_key TEXT NOT NULL UNIQUE,
+            message TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            sent_at TEXT,
+            last_error TEXT
+        );
+        CREATE INDEX user_notifications_due ON user_notifications(next_attempt_at)
+            WHERE state IN ('pending', 'sending');
+        CREATE INDEX user_notifications_user ON user_notifications(user_id, id);
+        CREATE INDEX user_notifications_incident ON user_notifications(incident_id);
+        CREATE TABLE digest_items (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            incident_id INTEGER REFERENCES incidents(id) ON DELETE SET NULL,
+            event TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            message TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            digest_id INTEGER REFERENCES user_notifications(id) ON DELETE CASCADE
+        );
+        CREATE INDEX digest_items_due ON digest_items(due_at, user_id) WHERE digest_id IS NULL;
+        CREATE INDEX digest_items_digest ON digest_items(digest_id);
+        CREATE INDEX digest_items_incident ON digest_items(incident_id);
+        """,
+    )
+
+
+# The duration buckets of `monitor_hours` (upper bounds in seconds; the last column is longer),
+# as m0007 made them: the backfill below must never change with a later edit.
+M0007_EDGES = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+_QUARTERS = ("s00", "s15", "s30", "s45")
+_BUCKETS = tuple(f"b{i}" for i in range(len(M0007_EDGES) + 1))
+
+
+def backfill_monitor_hours(conn: sqlite3.Connection) -> None:
+    """Compute the rollups (`monitor_hours`, and through its triggers `monitor_days` and
+    `org_hours`) from scratch from the pings and runs kept: what m0007 runs, and the reference
+    the rows kept by the writer are checked against."""
+    conn.execute("DELETE FROM monitor_hours")
+    conn.execute("DELETE FROM monitor_days")
+    conn.execute("DELETE FROM org_hours")
+    minute = "substr(p.created_at, 15, 2)"
+    conn.execute(
+        "INSERT INTO monitor_hours(monitor_id, hour, org_id, s00, s15, s30, s45, first_n, last_n) "
+        f"SELECT p.monitor_id, substr(p.created_at, 1, 13), m.org_id, sum({minute} < '15'), "
+        f"sum({minute} >= '15' AND {minute} < '30'), sum({minute} >= '30' AND {minute} < '45'), "
+        f"sum({minute} >= '45'), min(p.n), max(p.n) FROM pings p "
+        "JOIN monitors m ON m.id = p.monitor_id WHERE p.kind = 'success' GROUP BY 1, 2"
+    )
+    cases = " ".join(f"WHEN r.duration <= {e} THEN {i}" for i, e in enumerate(M0007_EDGES))
+    rows = conn.execute(
+        f"SELECT r.monitor_id, substr(r.finished_at, 1, 13), m.org_id, CASE {cases} ELSE "
+        f"{len(M0007_EDGES)} END, count(*), min(r.id), max(r.id) FROM runs r "
+        "JOIN monitors m ON m.id = r.monitor_id WHERE r.status = 'success' "
+        "AND r.duration IS NOT NULL GROUP BY 1, 2, 4"
+    ).fetchall()
+    for mid, hour, org, bucket, count, first, last in rows:
+        conn.execute(
+            f"INSERT INTO monitor_hours(monitor_id, hour, org_id, b{bucket}, first_run, last_run) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(monitor_id, hour) DO UPDATE SET "
+            f"b{bucket} = b{bucket} + excluded.b{bucket}, "
+            "first_run = coalesce(min(first_run, excluded.first_run), excluded.first_run), "
+            "last_run = coalesce(max(last_run, excluded.last_run), excluded.last_run)",
+            (mid, hour, org, count, first, last),
+        )
+
+
+def _m0007_triggers() -> list[str]:
+    """Triggers that keep `monitor_days` (per monitor and UTC day) and `org_hours` (per
+    organisation and UTC hour) the sums of the `monitor_hours` rows, whatever changes them."""
+    # A deleted row is taken out by UPDATEs (its sums exist): the monitor may be being deleted,
+    # its day rows already gone, and an INSERT would name a monitor that no longer exists.
+    less = ", ".join(f"{c} = {c} - OLD.{c}" for c in _BUCKETS)
+    out = [
+        f"""
+        CREATE TRIGGER monitor_hours_delete AFTER DELETE ON monitor_hours BEGIN
+            UPDATE monitor_days SET
+            successes = successes - ({" + ".join(f"OLD.{c}" for c in _QUARTERS)}), {less}
+            WHERE monitor_id = OLD.monitor_id AND day = substr(OLD.hour, 1, 10);
+            UPDATE org_hours SET {", ".join(f"{c} = {c} - OLD.{c}" for c in _QUARTERS)}, {less}
+            WHERE org_id = OLD.org_id AND hour = OLD.hour;
+        END"""
+    ]
+    for event, sign, row in (("INSERT", "", "NEW"), ("UPDATE", "", "NEW")):
+        if event == "UPDATE":
+            q = [f"NEW.{c} - OLD.{c}" for c in _QUARTERS]
+            b = [f"NEW.{c} - OLD.{c}" for c in _BUCKETS]
+        else:
+            q = [f"{sign}{row}.{c}" for c in _QUARTERS]
+            b = [f"{sign}{row}.{c}" for c in _BUCKETS]
+        successes = " + ".join(f"({x})" for x in q)
+        out.append(
+            f"""
+        CREATE TRIGGER monitor_hours_{event.lower()} AFTER {event} ON monitor_hours BEGIN
+            INSERT INTO monitor_days(monitor_id, day, successes, {", ".join(_BUCKETS)})
+            VALUES ({row}.monitor_id, substr({row}.hour, 1, 10), {successes}, {", ".join(b)})
+            ON CONFLICT(monitor_id, day) DO UPDATE SET successes = successes + excluded.successes,
+            {", ".join(f"{c} = {c} + excluded.{c}" for c in _BUCKETS)};
+            INSERT INTO org_hours(org_id, hour, {", ".join((*_QUARTERS, *_BUCKETS))})
+            VALUES ({row}.org_id, {row}.hour, {", ".join((*q, *b))})
+            ON CONFLICT(org_id, hour) DO UPDATE SET
+            {", ".join(f"{c} = {c} + excluded.{c}" for c in (*_QUARTERS, *_BUCKETS))};
+        END"""
+        )
+    return out
+
+
+@migrations()
+def m0007_monitor_hours(db: sqlite_utils.Database) -> None:
+    """Rollups for the organisation's analytics, kept by the writer with each success ping:
+    per monitor and UTC hour (success pings per quarter hour, successful run durations per
+    bucket, the ping numbers and run ids they came from), and from it by triggers per monitor and
+    UTC day and per organisation and UTC hour; fail pings and timed-out runs (few) get partial
+    indexes of their times instead."""
+    buckets = "".join(f"            {c} INTEGER NOT NULL DEFAULT 0,\n" for c in _BUCKETS)
+    quarters = "".join(f"            {c} INTEGER NOT NULL DEFAULT 0,\n" for c in _QUARTERS)
+    for statement in (
+        f"""
+        CREATE TABLE monitor_hours (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            hour TEXT NOT NULL,
+            org_id INTEGER NOT NULL,
+{quarters}            first_n INTEGER,
+            last_n INTEGER,
+{buckets}            first_run INTEGER,
+            last_run INTEGER,
+            PRIMARY KEY (monitor_id, hour)
+        ) WITHOUT ROWID""",
+        f"""
+        CREATE TABLE monitor_days (
+            monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+            day TEXT NOT NULL,
+            successes INTEGER NOT NULL DEFAULT 0,
+{buckets}            PRIMARY KEY (monitor_id, day)
+        ) WITHOUT ROWID""",
+        f"""
+        CREATE TABLE org_hours (
+            org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+            hour TEXT NOT NULL,
+{quarters}{buckets}            PRIMARY KEY (org_id, hour)
+        ) WITHOUT ROWID""",
+        *_m0007_triggers(),  # one statement each: their bodies hold semicolons
+    ):
+        db.execute(statement)
+    _run(
+        db,
+        """
+        CREATE INDEX pings_fail ON pings(kind, created_at) WHERE kind = 'fail';
+        CREATE INDEX runs_timeout ON runs(status, finished_at) WHERE status = 'timeout';
+        """,
+    )
+    backfill_monitor_hours(db.conn)
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     """Which migrations a database has, and which the code would still apply."""

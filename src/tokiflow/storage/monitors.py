@@ -118,6 +118,22 @@ def slug_taken(conn: sqlite3.Connection, org_id: int, slug: str) -> bool:
     return row is not None
 
 
+def org_has_any(conn: sqlite3.Connection, org_id: int) -> bool:
+    """Whether the organisation has any monitor (one indexed lookup, not a count)."""
+    row = conn.execute("SELECT 1 FROM monitors WHERE org_id = ? LIMIT 1", (org_id,)).fetchone()
+    return row is not None
+
+
+def newest_ping_at(conn: sqlite3.Connection) -> dt.datetime | None:
+    """The latest ping any monitor received (None before the first)."""
+    return opt_from_db(conn.execute("SELECT max(last_ping_at) FROM monitors").fetchone()[0])
+
+
+def count_all(conn: sqlite3.Connection) -> int:
+    """How many monitors the installation holds, every organisation together."""
+    return int(conn.execute("SELECT count(*) FROM monitors").fetchone()[0])
+
+
 def insert(conn: sqlite3.Connection, fields: Mapping[str, Any]) -> Monitor:
     """Insert a monitor from column values (the engine validates them first)."""
     names = list(fields)
@@ -147,6 +163,12 @@ def update(
         [*(_db_value(n, fields[n]) for n in names), monitor_id, expected_status],
     )
     return cur.rowcount == 1
+
+
+def delete(conn: sqlite3.Connection, monitor_id: int) -> None:
+    """Delete a monitor; its pings, runs, incidents and other rows go with it (foreign keys
+    cascade)."""
+    conn.execute("DELETE FROM monitors WHERE id = ?", (monitor_id,))
 
 
 def list_for_org(conn: sqlite3.Connection, org_id: int | None = None) -> list[Monitor]:

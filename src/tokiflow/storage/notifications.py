@@ -184,3 +184,30 @@ def attempts(conn: sqlite3.Connection, notification_id: int) -> list[Attempt]:
         (notification_id,),
     )
     return [Attempt(r[0], r[1], from_db(r[2]), bool(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def count_keys(conn: sqlite3.Connection, incident_id: int, event: str) -> int:
+    """How many distinct notifications (idempotency keys) of `event` the incident has had."""
+    row = conn.execute(
+        "SELECT count(DISTINCT idempotency_key) FROM notifications "
+        "WHERE incident_id = ? AND event = ?",
+        (incident_id, event),
+    ).fetchone()
+    return int(row[0])
+
+
+def last_id(conn: sqlite3.Connection) -> int:
+    """The newest notification's id (0 when there is none)."""
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM notifications").fetchone()[0])
+
+
+def finish_test(
+    conn: sqlite3.Connection, notification_id: int, *, ok: bool, error: str | None, at: dt.datetime
+) -> None:
+    """Settle a test notification that was sent at once rather than through the outbox."""
+    conn.execute(
+        "UPDATE notifications SET state = ?, attempts = 1, sent_at = ?, last_error = ? "
+        "WHERE id = ?",
+        ("sent" if ok else "dead", to_db(at) if ok else None, None if ok else error,
+         notification_id),
+    )  # fmt: skip

@@ -69,3 +69,11 @@ def ensure_default(conn: sqlite3.Connection, now: dt.datetime) -> Org:
     if existing is not None:
         return _row(existing)
     return create(conn, DEFAULT_SLUG, "Default", now)
+
+
+def rename(conn: sqlite3.Connection, org_id: int, name: str) -> None:
+    conn.execute("UPDATE orgs SET name = ? WHERE id = ?", (name, org_id))
+
+
+def set_ping_key(conn: sqlite3.Connection, org_id: int, ping_key: str) -> None:
+    conn.execute("UPDATE orgs SET ping_key = ? WHERE id = ?", (ping_key, org_id))

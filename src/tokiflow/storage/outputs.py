@@ -219,6 +219,15 @@ def usage(conn: sqlite3.Connection) -> list[Usage]:
     return [Usage(r[0], r[1], r[2] or 0, r[3] or 0, from_db(r[4]) if r[4] else None) for r in rows]
 
 
+def usage_of(conn: sqlite3.Connection, org_id: int) -> Usage:
+    """Files and bytes of one organisation (through its (org_id, created_at) index)."""
+    row = conn.execute(
+        "SELECT count(*), sum(stored), sum(size), min(created_at) FROM outputs WHERE org_id = ?",
+        (org_id,),
+    ).fetchone()
+    return Usage(org_id, row[0], row[1] or 0, row[2] or 0, from_db(row[3]) if row[3] else None)
+
+
 def take_older_than(
     conn: sqlite3.Connection, before: dt.datetime, limit: int
 ) -> list[tuple[int, int]]:

@@ -82,3 +82,12 @@ def prune(conn: sqlite3.Connection, monitor_id: int, newest_n: int, keep: int) -
         "DELETE FROM ping_metrics WHERE monitor_id = ? AND n <= ?", (monitor_id, newest_n - keep)
     )
     return cur.rowcount
+
+
+def latest_body(conn: sqlite3.Connection, monitor_id: int) -> bytes | None:
+    """The body of the monitor's newest ping that has one."""
+    row = conn.execute(
+        "SELECT body FROM pings WHERE monitor_id = ? AND body IS NOT NULL ORDER BY n DESC LIMIT 1",
+        (monitor_id,),
+    ).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from aiohttp import web
 
 from tokiflow.clock import Clock
@@ -24,6 +21,4 @@ PING_LIMITER = web.AppKey("ping_limiter", RateLimiter)
 SEALER = web.AppKey("sealer", Sealer)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
-# Checks a TOTP code for a user at a time (set by the two-factor module).
-TOTP_CHECK = web.AppKey[Callable[[Any, str, Any], bool]]("totp_check")
 OUTPUTS = web.AppKey("outputs", OutputStore)

@@ -19,15 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
+from tokiflow import licensing
 from tokiflow.engine import audit, auth, monitor_ops, views
-from tokiflow.engine.monitors import MonitorError, build_spec
+from tokiflow.engine.monitors import MonitorError, MonitorLimitError, build_spec
 from tokiflow.importers import Upserted, upsert
 from tokiflow.importers import cronitor as defs
 from tokiflow.storage import accounts, orgs
 from tokiflow.storage import monitors as store
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.orgs import Org
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, operations
 
 YAML_TYPE = "application/yaml"
 MAX_PAGE_SIZE = 1000
@@ -144,9 +145,9 @@ def _validated(items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], b
 
 def _apply(
     conn: sqlite3.Connection, who: Caller, slug: str, args: dict[str, Any], paused: bool | None,
-    now: dt.datetime, started_at: dt.datetime,
+    now: dt.datetime, started_at: dt.datetime, limits: licensing.Limits,
 ) -> Monitor:  # fmt: skip
-    done: Upserted = upsert(conn, who.org.id, slug, args, now, started_at)
+    done: Upserted = upsert(conn, who.org.id, slug, args, now, started_at, limits=limits)
     m = done.monitor
     if paused is True:
         m = monitor_ops.pause(conn, m, now, started_at)
@@ -168,9 +169,11 @@ async def _put(request: web.Request, who: Caller, as_yaml: bool) -> web.Response
     wanted = _validated(items)
     app = request.app
     now, scheduler = app[appkeys.CLOCK].now(), app[appkeys.SCHEDULER]
+    limits = operations.plan_limits(app)
 
     def write(conn: sqlite3.Connection) -> list[Monitor]:
-        done = [_apply(conn, who, s, a, p, now, scheduler.started_at) for s, a, p in wanted]
+        started = scheduler.started_at
+        done = [_apply(conn, who, s, a, p, now, started, limits) for s, a, p in wanted]
         if rollback:
             raise _RolledBack(done)
         return done
@@ -183,6 +186,8 @@ async def _put(request: web.Request, who: Caller, as_yaml: bool) -> web.Response
         saved = await app[appkeys.DB].write(write, after_commit=after)
     except _RolledBack as rolled:
         saved = rolled.monitors
+    except MonitorLimitError as exc:
+        raise CronitorError(403, exc.message) from None
     except MonitorError as exc:
         raise CronitorError(400, {"errors": {exc.field: exc.message}}) from None
     shaped = [defs.to_cronitor(m) for m in saved]

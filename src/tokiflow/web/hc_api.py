@@ -25,16 +25,17 @@ from tokiflow.engine import audit, auth, monitor_ops, views
 from tokiflow.engine.audit import Actor
 from tokiflow.engine.monitors import (
     MonitorError,
+    MonitorLimitError,
     MonitorSpec,
     build_spec,
     insert_monitor,
     slugify,
 )
-from tokiflow.storage import accounts, channels, incidents, monitors, orgs, outputs, pings
+from tokiflow.storage import accounts, channels, figures, incidents, monitors, orgs, outputs, pings
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.orgs import Org
 from tokiflow.storage.writer import WriteFailed, WriterClosed
-from tokiflow.web import appkeys, hc_api_shapes
+from tokiflow.web import appkeys, hc_api_shapes, operations
 from tokiflow.web.hc_api_spec import (
     CheckSpec,
     HcError,
@@ -204,7 +205,7 @@ async def status(request: web.Request) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD"):
         return web.Response(status=405)
     try:
-        await request.app[appkeys.DB].read(lambda c: c.execute("SELECT 1").fetchone())
+        await request.app[appkeys.DB].read(figures.database_answers)
     except Exception as exc:  # any storage failure means "down"
         log.warning("Healthchecks API status check failed: %s", exc)
         return web.Response(status=500, text="database unavailable")
@@ -289,6 +290,8 @@ async def _write(r: HcRequest, fn: Callable[[sqlite3.Connection], Any]) -> Any:
 
     try:
         return await r.app[appkeys.DB].write(fn, after_commit=after)
+    except MonitorLimitError as exc:
+        raise HcError(403, exc.message) from None
     except MonitorError as exc:
         raise HcError(400, f"json validation error: {exc.field} {exc.message}") from None
 
@@ -339,6 +342,7 @@ async def create_check(r: HcRequest) -> web.StreamResponse:
     spec = parse_spec(r.body)
     org_id = r.caller.org.id
     new_uuid = str(uuidlib.uuid4())
+    limits = operations.plan_limits(r.app)
 
     def write(conn: sqlite3.Connection) -> tuple[Monitor, bool, list[int]]:
         existing = find_unique(conn, org_id, spec)
@@ -348,7 +352,7 @@ async def create_check(r: HcRequest) -> web.StreamResponse:
             ids = _set_channels(conn, org_id, m, spec)
             _audit(r, conn, "monitor.update", m, before, _record(m, ids))
             return m, False, ids
-        m = insert_monitor(conn, _new_spec(r, conn, spec, new_uuid), r.now())
+        m = insert_monitor(conn, _new_spec(r, conn, spec, new_uuid), r.now(), limits=limits)
         ids = _set_channels(conn, org_id, m, spec)
         _audit(r, conn, "monitor.create", m, None, _record(m, ids))
         return m, True, ids

@@ -30,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tokiflow import __version__, licensing
 from tokiflow.clock import Clock
+from tokiflow.storage import figures
+from tokiflow.storage.figures import LATENCY_WINDOW, DbFigures, read_figures
+from tokiflow.storage.figures import STATUSES as STATUSES
 from tokiflow.storage.timefmt import from_db
 from tokiflow.web import appkeys
 
@@ -38,9 +41,7 @@ log = logging.getLogger(__name__)
 SELF_PING_EVERY = 60.0
 SELF_PING_TIMEOUT = 10.0
 CACHE_SECONDS = 5.0
-LATENCY_WINDOW = 1000
 PING_MODULE_PREFIX = "tokiflow.web.ping"
-STATUSES = ("new", "up", "late", "down", "paused")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -124,6 +125,11 @@ def licence_status(app: web.Application) -> licensing.Status:
     return licensing.status(current_licence(app), app[appkeys.CLOCK].now())
 
 
+def plan_limits(app: web.Application) -> licensing.Limits:
+    """The limits in force now: what every path that adds a monitor or a user passes on."""
+    return licence_status(app).limits
+
+
 def add_routes(app: web.Application) -> None:
     """Register /metrics and the in-memory ping counter."""
     app[COUNTERS] = Counters()
@@ -174,8 +180,7 @@ async def ctx(app: web.Application) -> AsyncIterator[None]:
                 pass
 
 
-def _ping_total(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT coalesce(sum(n_pings), 0) FROM monitors").fetchone()[0])
+_ping_total = figures.ping_total
 
 
 # -- self-heartbeat -----------------------------------------------------------------------------
@@ -250,61 +255,6 @@ def _labels(**labels: str) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-@dataclasses.dataclass(frozen=True)
-class DbFigures:
-    """What /metrics reads from the database."""
-
-    by_status: dict[str, int]
-    running: int
-    incidents: list[tuple[str, str, int]]
-    outbox_depth: int
-    outbox_oldest: str | None
-    latencies_ms: list[float]
-    attempts_total: int
-    failures_recent: int
-
-
-def read_figures(conn: sqlite3.Connection) -> DbFigures:
-    """Every figure /metrics takes from the database, in one read transaction."""
-    conn.execute("BEGIN")
-    try:
-        by_status: dict[str, int] = dict.fromkeys(STATUSES, 0)
-        running = 0
-        for status, n, n_running in conn.execute(
-            "SELECT status, count(*), sum(open_runs > 0) FROM monitors GROUP BY status"
-        ):
-            by_status[status] = int(n)
-            running += int(n_running or 0)
-        incidents = [
-            (str(kind), str(state), int(n))
-            for kind, state, n in conn.execute(
-                "SELECT kind, state, count(*) FROM incidents WHERE state != 'resolved' "
-                "GROUP BY kind, state"
-            )
-        ]
-        depth, oldest = conn.execute(
-            "SELECT count(*), min(created_at) FROM notifications "
-            "WHERE state IN ('pending', 'sending')"
-        ).fetchone()
-        rows = conn.execute(
-            "SELECT latency_ms, ok FROM delivery_attempts ORDER BY id DESC LIMIT ?",
-            (LATENCY_WINDOW,),
-        ).fetchall()
-        (attempts,) = conn.execute("SELECT coalesce(max(id), 0) FROM delivery_attempts").fetchone()
-    finally:
-        conn.execute("COMMIT")
-    return DbFigures(
-        by_status=by_status,
-        running=running,
-        incidents=incidents,
-        outbox_depth=int(depth),
-        outbox_oldest=oldest,
-        latencies_ms=sorted(float(r[0]) for r in rows if r[1]),
-        attempts_total=int(attempts),
-        failures_recent=sum(1 for r in rows if not r[1]),
-    )
 
 
 def _quantile(sorted_values: list[float], q: float) -> float | None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from tokiflow.engine.pings import PingEvent, PingOutcome, ingest
 from tokiflow.storage.outputs import OutputError
 from tokiflow.storage.writer import WriteFailed, WriterClosed
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, operations
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ async def deliver(request: web.Request, ev: PingEvent) -> PingOutcome:
         outcome = await ingest(
             app[appkeys.DB], app[appkeys.SCHEDULER], ev, pings_kept=settings.pings_kept,
             stats_window=settings.stats_window, outputs=app[appkeys.OUTPUTS],
+            limits=operations.plan_limits(app),
         )  # fmt: skip
     except (WriteFailed, WriterClosed, sqlite3.Error, OutputError) as exc:
         log.error("%s ping not stored: %s", ev.protocol, exc)

@@ -42,6 +42,7 @@ _REPLIES = {
     "created": (200, "ok"),
     "not_found": (404, "not found"),
     "ambiguous": (409, "ambiguous slug"),
+    "limit": (403, "monitor limit reached: the plan in force allows no more monitors"),
 }
 
 

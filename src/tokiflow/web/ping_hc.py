@@ -14,7 +14,7 @@ from aiohttp import web
 from tokiflow.engine.pings import PingEvent, ingest
 from tokiflow.storage.outputs import OutputError
 from tokiflow.storage.writer import WriteFailed, WriterClosed
-from tokiflow.web import appkeys, ping_cronitor
+from tokiflow.web import appkeys, operations, ping_cronitor
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ _REPLIES = {
     "created": (201, "Created"),
     "not_found": (404, "not found"),
     "ambiguous": (409, "ambiguous slug"),
+    "limit": (403, "monitor limit reached: the plan in force allows no more monitors"),
 }
 
 
@@ -156,6 +157,7 @@ async def ping(request: web.Request) -> web.Response:
         outcome = await ingest(
             app[appkeys.DB], app[appkeys.SCHEDULER], ev, pings_kept=settings.pings_kept,
             stats_window=settings.stats_window, outputs=app[appkeys.OUTPUTS],
+            limits=operations.plan_limits(app),
         )  # fmt: skip
     except (WriteFailed, WriterClosed, sqlite3.Error, OutputError) as exc:
         log.error("ping not stored: %s", exc)

@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from tokiflow.engine import audit, views
-from tokiflow.engine.monitors import MonitorError
+from tokiflow.engine.monitors import MonitorError, MonitorLimitError
 from tokiflow.importers import Upserted, slug_for_key, upsert
 from tokiflow.storage import orgs
 from tokiflow.storage.orgs import Org
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, operations
 from tokiflow.web.ping_compat import (
     StorageUnavailable,
     client_body,
@@ -216,12 +216,16 @@ async def _upsert(request: web.Request, org: Org, ci: CheckIn) -> Upserted:
     now, scheduler = app[appkeys.CLOCK].now(), app[appkeys.SCHEDULER]
     args = config_args(ci.config)
     defaults = {**CREATE_DEFAULTS, "name": ci.name}
+    limits = operations.plan_limits(app)
 
     ip, ua = request.remote or "", request.headers.get("User-Agent", "")[:200]
     actor = audit.Actor("system", None, "Sentry check-in with a monitor_config", ip, ua)
 
     def write(conn: sqlite3.Connection) -> Upserted:
-        done = upsert(conn, org.id, ci.slug, args, now, scheduler.started_at, defaults=defaults)
+        done = upsert(
+            conn, org.id, ci.slug, args, now, scheduler.started_at, defaults=defaults,
+            limits=limits,
+        )  # fmt: skip
         if done.action != "unchanged":
             before = None if done.before is None else views.monitor_view(done.before, None, "")
             audit.record(
@@ -329,6 +333,8 @@ async def cron_check_in(request: web.Request) -> web.Response:
         payload = await _form_payload(request)
         ci = parse_check_in({**payload, "monitor_slug": request.match_info["slug"]})
         result = await record(request, org, ci)
+    except MonitorLimitError as exc:
+        return web.json_response({"detail": exc.message}, status=403)
     except (BadCheckIn, MonitorError) as exc:
         return web.json_response({"detail": str(exc)}, status=400)
     except StorageUnavailable:

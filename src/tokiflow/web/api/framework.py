@@ -45,9 +45,15 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
+# The scope of routes about the caller themselves (their account, signing out): every
+# signed-in member has it whatever their role, and so does every API key of the organisation.
+MEMBER = "member"
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling and for which organisation, with what they may do."""
+    """Who is calling and for which organisation, with what they may do (`scopes` always
+    includes MEMBER)."""
 
     org: Org
     scopes: frozenset[str]
@@ -55,6 +61,10 @@ class Caller:
     user: User | None = None
     key_id: int | None = None
     read_only_key: bool = False
+
+    def __post_init__(self) -> None:
+        if MEMBER not in self.scopes:
+            object.__setattr__(self, "scopes", self.scopes | {MEMBER})
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

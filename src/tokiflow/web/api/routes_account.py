@@ -16,8 +16,8 @@ from tokiflow.engine.accounts import AccountError
 from tokiflow.engine.views import iso
 from tokiflow.storage import accounts
 from tokiflow.storage.accounts import User
-from tokiflow.web import appkeys
-from tokiflow.web.api.framework import CSRF_HEADER, SESSION_COOKIE, ApiError, ApiRequest
+from tokiflow.web import appkeys, operations
+from tokiflow.web.api.framework import CSRF_HEADER, MEMBER, SESSION_COOKIE, ApiError, ApiRequest
 from tokiflow.web.api.native import API
 from tokiflow.web.api.routes_auth import ME, PASSWORD, me_view, rate_limit, with_cookie
 from tokiflow.web.api.schema import BOOL, INT, STR, TIME, nullable, obj
@@ -47,7 +47,7 @@ PREFS = obj(
 
 
 def setup(app: web.Application) -> None:
-    """Give the app its account mailer and the two-factor check that sign-in uses.
+    """Give the app its account mailer.
 
     Call from create_app (before the app starts); calling it twice does nothing more.
     """
@@ -55,11 +55,6 @@ def setup(app: web.Application) -> None:
         return
     mailer = account_mail.Mailer(app[appkeys.SETTINGS])
     app[MAILER] = mailer
-
-    def totp_check(user: Any, code: str, now: Any) -> bool:
-        return account_ops.user_code_ok(app[appkeys.SEALER], user, code, now)
-
-    app[appkeys.TOTP_CHECK] = totp_check
 
     async def close(_: web.Application) -> None:
         await mailer.close()
@@ -147,22 +142,18 @@ async def accept_invitation(req: ApiRequest) -> Any:
     password_hash = None
     if signed_in is None:
         # Check the link before spending a password hash on it.
-        usable = await req.app[appkeys.DB].read(
-            lambda c: c.execute(
-                "SELECT 1 FROM invitations WHERE token_hash = ? AND accepted_at IS NULL",
-                (auth.token_hash(token),),
-            ).fetchone()
-        )
-        if usable is not None and "password" in req.body:
+        usable = await req.app[appkeys.DB].read(lambda c: account_ops.invitation_usable(c, token))
+        if usable and "password" in req.body:
             password_hash = await hash_new_password(req.body["password"])
     r = req.request
     ip, ua = r.remote or "", r.headers.get("User-Agent", "")
+    limits = operations.plan_limits(req.app)
 
     def write(conn: sqlite3.Connection) -> tuple[dict[str, Any], str | None]:
         try:
             user, inv, created = account_ops.accept_invitation(
                 conn, token, signed_in=signed_in, name=req.body.get("name", ""),
-                password_hash=password_hash, now=now,
+                password_hash=password_hash, now=now, limits=limits,
             )  # fmt: skip
         except AccountError as exc:
             raise api_error(exc) from None
@@ -235,13 +226,7 @@ async def confirm_reset(req: ApiRequest) -> Any:
     token, now = req.body["token"], _now(req)
     bad = ApiError(400, "body.token: this reset link is invalid, was already used or has expired",
                    field="token")  # fmt: skip
-    usable = await req.app[appkeys.DB].read(
-        lambda c: c.execute(
-            "SELECT 1 FROM password_resets WHERE token_hash = ? AND used_at IS NULL",
-            (auth.token_hash(token),),
-        ).fetchone()
-    )
-    if usable is None:
+    if not await req.app[appkeys.DB].read(lambda c: account_ops.reset_usable(c, token)):
         raise bad
     password_hash = await hash_new_password(req.body["password"])
     r = req.request
@@ -263,7 +248,7 @@ async def confirm_reset(req: ApiRequest) -> Any:
 
 
 @API.route("GET", "/account", summary="Your account: name, email, time zone, two-factor",
-           scope="read", tag="account", response=ACCOUNT)  # fmt: skip
+           scope=MEMBER, tag="account", response=ACCOUNT)  # fmt: skip
 async def get_account(req: ApiRequest) -> Any:
     user = _user(req)
     fresh = await req.app[appkeys.DB].read(lambda c: accounts.get_user(c, user.id))
@@ -271,7 +256,7 @@ async def get_account(req: ApiRequest) -> Any:
 
 
 @API.route(
-    "PATCH", "/account", summary="Change your name or time zone", scope="read", tag="account",
+    "PATCH", "/account", summary="Change your name or time zone", scope=MEMBER, tag="account",
     body=obj(name=NAME, tz={"type": "string", "minLength": 1, "maxLength": 64}), response=ACCOUNT,
 )  # fmt: skip
 async def update_account(req: ApiRequest) -> Any:
@@ -305,7 +290,7 @@ async def _check_password(req: ApiRequest, user: User, password: str, field: str
 
 @API.route(
     "POST", "/account/password",
-    summary="Change your password (signs out your other sessions)", scope="read", tag="account",
+    summary="Change your password (signs out your other sessions)", scope=MEMBER, tag="account",
     body=obj(("current_password", "new_password"), current_password=PASSWORD,
              new_password=PASSWORD),
     status=204,
@@ -329,7 +314,7 @@ async def change_password(req: ApiRequest) -> Any:
 @API.route(
     "POST", "/account/totp/setup",
     summary="Start two-factor set-up: a new secret and otpauth:// URI (on after confirm)",
-    scope="read", tag="account",
+    scope=MEMBER, tag="account",
     response=obj(secret=STR, otpauth_uri=STR, setup_token=STR, expires_at=TIME),
 )  # fmt: skip
 async def totp_setup(req: ApiRequest) -> Any:
@@ -345,7 +330,7 @@ async def totp_setup(req: ApiRequest) -> Any:
 
 @API.route(
     "POST", "/account/totp/confirm",
-    summary="Turn two-factor sign-in on with a code from the new secret", scope="read",
+    summary="Turn two-factor sign-in on with a code from the new secret", scope=MEMBER,
     tag="account", body=obj(("setup_token", "code"), setup_token={"type": "string", "maxLength": 500},
                             code=CODE),
     response=ACCOUNT,
@@ -372,7 +357,7 @@ async def totp_confirm(req: ApiRequest) -> Any:
 
 @API.route(
     "DELETE", "/account/totp", summary="Turn two-factor sign-in off (password and a current code)",
-    scope="read", tag="account", body=obj(("password", "code"), password=PASSWORD, code=CODE),
+    scope=MEMBER, tag="account", body=obj(("password", "code"), password=PASSWORD, code=CODE),
     response=ACCOUNT,
 )  # fmt: skip
 async def totp_disable(req: ApiRequest) -> Any:
@@ -381,10 +366,14 @@ async def totp_disable(req: ApiRequest) -> Any:
     current = await req.app[appkeys.DB].read(lambda c: accounts.get_user(c, user.id)) or user
     if current.totp_secret is None:
         raise ApiError(409, "two-factor sign-in is already off")
-    if not account_ops.user_code_ok(req.app[appkeys.SEALER], current, req.body["code"], now):
-        raise ApiError(400, "body.code: that code is not right", field="code")
+    sealer = req.app[appkeys.SEALER]
 
     def write(conn: sqlite3.Connection) -> User:
+        latest = accounts.get_user(conn, user.id) or current
+        # The code counts as used (checked and spent in this transaction): no replays.
+        if not account_ops.use_code(conn, sealer, latest, req.body["code"], now):
+            raise ApiError(400, "body.code: that code is not right or was already used",
+                           field="code")  # fmt: skip
         if account_ops.disable_totp(conn, user.id):
             record_for_user(conn, user.id, req.caller.actor, "account.totp_off",
                             {"two_factor": True}, {"two_factor": False}, now)  # fmt: skip

@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tokiflow.engine.audit import Entry
 from tokiflow.engine.views import iso
-from tokiflow.storage.timefmt import from_db, to_db
+from tokiflow.storage import audit as audit_log
+from tokiflow.storage.audit import Entry
 from tokiflow.web import appkeys
 from tokiflow.web.api.framework import ApiError, ApiRequest, Param
 from tokiflow.web.api.native import API
@@ -59,36 +59,9 @@ def _entries(
     limit: int,
 ) -> list[Entry]:
     """Newest first, filtered by action, actor and time (`before_id` pages backwards)."""
-    where: list[str] = ["org_id = ?"]
-    args: list[Any] = [org_id]
-    if query.get("action"):
-        where.append("action = ?")
-        args.append(query["action"])
-    if query.get("actor"):
-        where.append("actor_label = ? COLLATE NOCASE")
-        args.append(query["actor"])
-    since = _since(query.get("since"))
-    if since is not None:
-        where.append("at >= ?")
-        args.append(to_db(since))
-    if before_id is not None:
-        where.append("id < ?")
-        args.append(before_id)
-    rows = conn.execute(
-        "SELECT id, org_id, at, actor_kind, actor_id, actor_label, action, target_kind, target_id, "
-        f"before, after, ip, user_agent FROM audit_log WHERE {' AND '.join(where)} "
-        "ORDER BY id DESC LIMIT ?",
-        (*args, limit),
-    )
-    return [_entry(r) for r in rows]
-
-
-def _entry(r: tuple) -> Entry:
-    before, after = (None if v is None else json.loads(v) for v in (r[9], r[10]))
-    return Entry(
-        id=r[0], org_id=r[1], at=from_db(r[2]), actor_kind=r[3], actor_id=r[4],
-        actor_label=r[5], action=r[6], target_kind=r[7], target_id=r[8], before=before,
-        after=after, ip=r[11], user_agent=r[12],
+    return audit_log.entries(
+        conn, org_id, action=query.get("action") or None, actor=query.get("actor") or None,
+        since=_since(query.get("since")), before_id=before_id, limit=limit,
     )  # fmt: skip
 
 

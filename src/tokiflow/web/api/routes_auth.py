@@ -7,11 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from tokiflow.engine import accounts as account_ops
 from tokiflow.engine import audit, auth
 from tokiflow.storage import accounts, orgs
 from tokiflow.storage.accounts import User
 from tokiflow.web import appkeys
-from tokiflow.web.api.framework import SESSION_COOKIE, ApiError, ApiRequest
+from tokiflow.web.api.framework import MEMBER, SESSION_COOKIE, ApiError, ApiRequest
 from tokiflow.web.api.native import API
 from tokiflow.web.api.schema import STR, obj
 
@@ -97,9 +98,7 @@ async def setup(req: ApiRequest) -> Any:
             raise ApiError(409, "set-up is already done: sign in instead")
         org = orgs.ensure_default(conn, now)
         if req.body.get("org_name"):
-            conn.execute(
-                "UPDATE orgs SET name = ? WHERE id = ?", (req.body["org_name"].strip(), org.id)
-            )
+            orgs.rename(conn, org.id, req.body["org_name"].strip())
         user = accounts.create_user(conn, email=email, name=req.body.get("name", ""),
                                     password_hash=password_hash, now=now)  # fmt: skip
         accounts.add_member(conn, user.id, org.id, "owner", now)
@@ -122,7 +121,7 @@ async def login(req: ApiRequest) -> Any:
     rate_limit(req, "login")
     now = req.app[appkeys.CLOCK].now()
     ip, ua = req.request.remote or "", req.request.headers.get("User-Agent", "")
-    totp_check = req.app.get(appkeys.TOTP_CHECK)
+    sealer = req.app[appkeys.SEALER]
 
     def write(conn: sqlite3.Connection) -> tuple[dict[str, Any], str] | str:
         try:
@@ -130,7 +129,8 @@ async def login(req: ApiRequest) -> Any:
         except auth.AuthError as exc:
             return str(exc)  # the failure count must commit: report it outside
         if user.totp_secret is not None:
-            if totp_check is None or not totp_check(user, req.body.get("totp", ""), now):
+            # A code counts once: a replayed one (seen over a shoulder, in a proxy log) fails.
+            if not account_ops.use_code(conn, sealer, user, req.body.get("totp", ""), now):
                 # Counted like a wrong password, on top of the count before this attempt (the
                 # right password reset it).
                 auth.record_failure(conn, user, now)
@@ -145,8 +145,8 @@ async def login(req: ApiRequest) -> Any:
     return with_cookie(req.request, data, token, auth.SESSION_DAYS * 86400)
 
 
-@API.route("POST", "/auth/logout", summary="Sign out (ends this session)", scope="read", tag="auth",
-           status=204)  # fmt: skip
+@API.route("POST", "/auth/logout", summary="Sign out (ends this session)", scope=MEMBER,
+           tag="auth", status=204)  # fmt: skip
 async def logout(req: ApiRequest) -> Any:
     token = req.request.cookies.get(SESSION_COOKIE, "")
     if token:
@@ -159,7 +159,7 @@ async def logout(req: ApiRequest) -> Any:
 
 
 @API.route("GET", "/auth/me", summary="The signed-in user, their organisations and CSRF token",
-           scope="read", tag="auth", response=ME)  # fmt: skip
+           scope=MEMBER, tag="auth", response=ME)  # fmt: skip
 async def me(req: ApiRequest) -> Any:
     caller = req.caller
     if caller.user is None:

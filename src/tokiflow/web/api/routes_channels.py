@@ -19,8 +19,7 @@ from tokiflow.storage.channels import ChannelRow
 from tokiflow.storage.crypto import CryptoError
 from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.notifications import Notification
-from tokiflow.storage.timefmt import to_db
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, operations
 from tokiflow.web.api.framework import ApiError, ApiRequest, Param, not_found
 from tokiflow.web.api.native import API
 from tokiflow.web.api.schema import BOOL, INT, NUM, STR, TIME, nullable, obj
@@ -93,15 +92,19 @@ async def list_channels(req: ApiRequest) -> Any:
 async def create_channel(req: ApiRequest) -> Any:
     body, org_id = req.body, req.caller.org.id
     sealer, now = req.app[appkeys.SEALER], req.app[appkeys.CLOCK].now()
+    limits = operations.plan_limits(req.app)
     try:
         channel_setup.validate(body["kind"], body["name"], body["config"])
+        channel_setup.check_plan(body["kind"], limits)
+    except channel_setup.ChannelPlanError as exc:
+        raise ApiError(403, exc.message, field="kind") from None
     except ChannelConfigError as exc:
         raise _config_error(exc) from None
 
     def write(conn: sqlite3.Connection) -> ChannelRow:
         row = channel_setup.create(
             conn, sealer, org_id=org_id, kind=body["kind"], name=body["name"],
-            config=body["config"], is_default=body.get("default", True), now=now,
+            config=body["config"], is_default=body.get("default", True), now=now, limits=limits,
         )  # fmt: skip
         _audit(req, conn, "channel.create", "channel", row.id, None, _view(req, row))
         return row
@@ -156,17 +159,10 @@ async def update_channel(req: ApiRequest) -> Any:
             raise not_found("channel")
         sealed = current.config if config is None else seal_config(sealer, row.org_id, config)
         default = body.get("default", current.is_default)
-        conn.execute(
-            "UPDATE channels SET name = ?, config = ?, is_default = ? WHERE id = ?",
-            (name.strip(), sealed, int(default), row.id),
-        )
+        channels.update(conn, row.id, name=name.strip(), config=sealed, is_default=default)
         if default and not current.is_default:
             # Turned into a default channel: it now alerts every monitor, as a new one would.
-            conn.execute(
-                "INSERT OR IGNORE INTO monitor_channels(monitor_id, channel_id) "
-                "SELECT id, ? FROM monitors WHERE org_id = ?",
-                (row.id, row.org_id),
-            )
+            channels.link_every_monitor(conn, row.id, row.org_id)
         new = channels.get(conn, row.id)
         assert new is not None
         _audit(req, conn, "channel.update", "channel", row.id, _view(req, current), _view(req, new))
@@ -221,12 +217,7 @@ async def test_channel(req: ApiRequest) -> Any:
             idempotency_key=f"test-{row.id}-{secrets.token_hex(8)}", message="{}", now=now,
         )  # fmt: skip
         assert notification_id is not None
-        conn.execute(
-            "UPDATE notifications SET state = ?, attempts = 1, sent_at = ?, last_error = ? "
-            "WHERE id = ?",
-            ("sent" if ok else "dead", to_db(now) if ok else None, None if ok else error,
-             notification_id),
-        )  # fmt: skip
+        notifications.finish_test(conn, notification_id, ok=ok, error=error, at=now)
         notifications.record_attempt(conn, notification_id, at=now, ok=ok, status=status,
                                      error=error, latency_ms=latency)  # fmt: skip
         channels.set_error(conn, row.id, None if ok else error, None if ok else now)

@@ -11,7 +11,7 @@ from tokiflow.engine.accounts import AccountError, Invitation
 from tokiflow.engine.views import iso
 from tokiflow.storage import accounts
 from tokiflow.storage.accounts import ROLES, User
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, operations
 from tokiflow.web.api.framework import ApiError, ApiRequest, not_found
 from tokiflow.web.api.native import API
 from tokiflow.web.api.routes_account import api_error
@@ -129,6 +129,7 @@ async def remove_member(req: ApiRequest) -> Any:
 async def invite(req: ApiRequest) -> Any:
     email, role = valid_email(req.body["email"]), req.body["role"]
     settings, now, caller = req.app[appkeys.SETTINGS], req.app[appkeys.CLOCK].now(), req.caller
+    limits = operations.plan_limits(req.app)
 
     def write(conn: sqlite3.Connection) -> tuple[str, Invitation]:
         if role == "owner" and not _by_owner(conn, req):
@@ -136,7 +137,7 @@ async def invite(req: ApiRequest) -> Any:
         try:
             token, inv = account_ops.create_invitation(
                 conn, org_id=caller.org.id, email=email, role=role,
-                invited_by=caller.user.id if caller.user else None, now=now,
+                invited_by=caller.user.id if caller.user else None, now=now, limits=limits,
             )  # fmt: skip
         except AccountError as exc:
             raise api_error(exc) from None

@@ -9,11 +9,10 @@ from aiohttp import web
 
 from tokiflow.engine import audit, monitor_ops, views
 from tokiflow.engine import incidents as incident_actions
-from tokiflow.engine.monitors import MonitorError, build_spec, create_monitor
+from tokiflow.engine.monitors import MonitorError, MonitorLimitError, build_spec, create_monitor
 from tokiflow.storage import incidents, monitors, outputs, pings, runs
 from tokiflow.storage.monitors import Monitor
-from tokiflow.storage.timefmt import from_db, to_db
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, operations
 from tokiflow.web.api.framework import ApiError, ApiRequest, Param, not_found
 from tokiflow.web.api.native import API
 from tokiflow.web.api.schema import BOOL, INT, NUM, STR, TIME, fields_obj, nullable, obj
@@ -84,6 +83,8 @@ async def _write_monitor(req: ApiRequest, fn: Any) -> Monitor:
 
     try:
         result: Monitor = await req.app[appkeys.DB].write(fn, after_commit=after)
+    except MonitorLimitError as exc:
+        raise ApiError(403, exc.message, field=exc.field) from None
     except MonitorError as exc:
         raise ApiError(400, str(exc), field=exc.field) from None
     return result
@@ -142,9 +143,10 @@ async def create(req: ApiRequest) -> Any:
         spec = build_spec(org_id=req.caller.org.id, **_spec_args(req.body))
     except MonitorError as exc:
         raise ApiError(400, str(exc), field=exc.field) from None
+    limits = operations.plan_limits(req.app)
 
     def write(conn: sqlite3.Connection) -> Monitor:
-        m = create_monitor(conn, spec, now)
+        m = create_monitor(conn, spec, now, limits=limits)
         _audit(req, conn, "monitor.create", m, None, views.monitor_view(m, None, ""))
         return m
 
@@ -295,13 +297,9 @@ async def list_flips(req: ApiRequest) -> Any:
 async def list_incidents(req: ApiRequest) -> Any:
     import datetime as dt
 
-    where: list[str] = ["i.org_id = ?"]
-    args: list[Any] = [req.caller.org.id]
-    for name, column in (("state", "i.state"), ("kind", "i.kind"), ("monitor", "m.uuid")):
-        if req.query[name]:
-            where.append(f"{column} = ?")
-            args.append(req.query[name].lower() if name == "monitor" else req.query[name])
-    for name, op in (("since", ">="), ("until", "<")):
+    times: dict[str, dt.datetime | None] = {}
+    for name in ("since", "until"):
+        times[name] = None
         if req.query[name]:
             try:
                 when = dt.datetime.fromisoformat(req.query[name].replace("Z", "+00:00"))
@@ -311,21 +309,16 @@ async def list_incidents(req: ApiRequest) -> Any:
                 raise ApiError(
                     400, f"query.{name}: must be an RFC 3339 time with a zone", field=name
                 ) from None
-            where.append(f"i.opened_at {op} ?")
-            args.append(to_db(when))
+            times[name] = when
+    monitor = req.query["monitor"].lower() if req.query["monitor"] else None
 
     def query(conn: sqlite3.Connection) -> list[Any]:
-        ids = conn.execute(
-            f"SELECT i.id FROM incidents i JOIN monitors m ON m.id = i.monitor_id "
-            f"WHERE {' AND '.join(where)} ORDER BY i.id DESC LIMIT ?",
-            (*args, req.query["limit"]),
-        ).fetchall()
-        out = []
-        for (incident_id,) in ids:
-            inc = incidents.get(conn, incident_id)
-            if inc is not None:
-                out.append(views.incident_view(inc, monitors.get(conn, inc.monitor_id)))
-        return out
+        found = incidents.search(
+            conn, req.caller.org.id, state=req.query["state"], kind=req.query["kind"],
+            monitor_uuid=monitor, since=times["since"], until=times["until"],
+            limit=req.query["limit"],
+        )  # fmt: skip
+        return [views.incident_view(inc, monitors.get(conn, inc.monitor_id)) for inc in found]
 
     return {"incidents": await req.app[appkeys.DB].read(query)}
 
@@ -344,11 +337,8 @@ async def _incident_view(req: ApiRequest, incident_id: int) -> dict[str, Any]:
         assert inc is not None
         view = views.incident_view(inc, monitors.get(conn, inc.monitor_id))
         view["comments"] = [
-            {"id": r[0], "author": r[1], "body": r[2], "at": views.iso(from_db(r[3]))}
-            for r in conn.execute(
-                "SELECT id, author, body, at FROM incident_comments WHERE incident_id = ? ORDER BY id",
-                (incident_id,),
-            )
+            {"id": c.id, "author": c.author, "body": c.body, "at": views.iso(c.at)}
+            for c in incidents.comments(conn, incident_id)
         ]
         return view
 
@@ -405,10 +395,7 @@ async def comment(req: ApiRequest) -> Any:
     now = req.app[appkeys.CLOCK].now()
 
     def write(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "INSERT INTO incident_comments(incident_id, author, body, at) VALUES (?, ?, ?, ?)",
-            (inc.id, req.caller.actor.label, req.body["body"], to_db(now)),
-        )
+        incidents.add_comment(conn, inc.id, req.caller.actor.label, req.body["body"], now)
         audit.record(conn, org_id=inc.org_id, actor=req.caller.actor, action="incident.comment",
                      target_kind="incident", target_id=inc.id, after={"body": req.body["body"]},
                      now=now)  # fmt: skip

@@ -40,7 +40,7 @@ async def update_org(req: ApiRequest) -> Any:
 
     def write(conn: sqlite3.Connection) -> Org:
         before = orgs.get(conn, caller.org.id) or caller.org
-        conn.execute("UPDATE orgs SET name = ? WHERE id = ?", (name, before.id))
+        orgs.rename(conn, before.id, name)
         audit.record(conn, org_id=before.id, actor=caller.actor, action="org.update",
                      target_kind="org", target_id=before.slug, before={"name": before.name},
                      after={"name": name}, now=now)  # fmt: skip
@@ -61,7 +61,7 @@ async def rotate_ping_key(req: ApiRequest) -> Any:
 
     def write(conn: sqlite3.Connection) -> Org:
         before = orgs.get(conn, caller.org.id) or caller.org
-        conn.execute("UPDATE orgs SET ping_key = ? WHERE id = ?", (orgs.new_ping_key(), before.id))
+        orgs.set_ping_key(conn, before.id, orgs.new_ping_key())
         after = orgs.get(conn, before.id)
         assert after is not None
         # Only the first characters: the full key lets anyone ping the organisation's monitors.

@@ -11,6 +11,7 @@ from tokiflow.web.api import (
     routes_audit,
     routes_auth,
     routes_channels,
+    routes_device,
     routes_keys,
     routes_members,
     routes_monitors,
@@ -26,6 +27,7 @@ def setup(app: web.Application) -> None:
     assert routes_auth and routes_monitors and routes_org and routes_channels and routes_keys
     assert routes_members and routes_audit and routes_account and routes_analytics
 
+    routes_device.setup(app)
     API.add_to(app)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     app.router.add_get("/api/v1/docs", docs_page)

@@ -10,11 +10,18 @@ from aiohttp import web
 
 from tokiflow.web.ui import (
     events,
+    pages_account,
+    pages_analytics,
     pages_auth,
     pages_dashboard,
+    pages_device,
     pages_incidents,
     pages_monitors,
+    pages_onboarding,
+    pages_org,
+    pages_runs,
     pages_settings,
+    palette,
     security,
 )
 from tokiflow.web.ui.context import TEMPLATES, make_templates
@@ -37,8 +44,15 @@ def setup(app: web.Application) -> None:
         pages_auth.routes,
         pages_dashboard.routes,
         pages_monitors.routes,
+        pages_runs.routes,
+        palette.routes,
         pages_incidents.routes,
+        pages_analytics.routes,
         pages_settings.routes,
+        pages_account.routes,
+        pages_org.routes,
+        pages_onboarding.routes,
+        pages_device.routes,
         events.routes,
     ):
         app.add_routes(table)

@@ -23,7 +23,7 @@ from tokiflow.storage import accounts, orgs
 from tokiflow.storage.accounts import User
 from tokiflow.storage.orgs import Org
 from tokiflow.storage.writer import WriteFailed, WriterClosed
-from tokiflow.web import appkeys
+from tokiflow.web import appkeys, operations
 from tokiflow.web.api.framework import SESSION_COOKIE, ApiError, ApiRequest, Caller, Endpoint
 from tokiflow.web.api.native import API
 from tokiflow.web.api.schema import SchemaError, validate
@@ -100,11 +100,19 @@ async def users_exist(request: web.Request) -> bool:
     return bool(await request.app[appkeys.DB].read(accounts.count_users))
 
 
+def remember_org(request: web.Request, resp: web.StreamResponse, slug: str) -> None:
+    """Make `slug` the organisation this browser's pages show (see `current_viewer`)."""
+    secure = request.app[appkeys.SETTINGS].public_url.startswith("https://")
+    resp.set_cookie(ORG_COOKIE, slug, max_age=365 * 86400, path="/", httponly=True,
+                    samesite="Lax", secure=secure)  # fmt: skip
+
+
 PageHandler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
 
 
-def page(scope: str = "read") -> Callable[[PageHandler], Callable[[web.Request], Any]]:
-    """A handler for signed-in users: sends others to sign in, checks CSRF on POST."""
+def page(scope: str | None = "read") -> Callable[[PageHandler], Callable[[web.Request], Any]]:
+    """A handler for signed-in users: sends others to sign in, checks CSRF on POST and that the
+    viewer's role has `scope` in the current organisation (None: any member may)."""
 
     def wrap(fn: PageHandler) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -119,7 +127,7 @@ def page(scope: str = "read") -> Callable[[PageHandler], Callable[[web.Request],
                 if not security.tokens_match(form.get("csrf_token"), viewer.csrf):
                     return error_page(request, viewer, 403, "This form has expired or did not "
                                       "come from this site. Go back, reload and try again.")  # fmt: skip
-            if not viewer.can(scope):
+            if scope is not None and not viewer.can(scope):
                 return error_page(
                     request, viewer, 403, f"Your role ({viewer.role}) may not do this."
                 )
@@ -197,6 +205,8 @@ def render(
         fmt=Fmt(now, viewer.user.tz if viewer else "UTC"),
         flash=flash,
         path=request.path,
+        # An expiring or expired licence says so on every page signed-in people see.
+        licence_banner=operations.licence_status(request.app).banner if viewer else None,
         **context,
     )
     resp = web.Response(text=html, content_type="text/html", status=http_status)

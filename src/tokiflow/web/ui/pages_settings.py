@@ -1,5 +1,5 @@
 """Settings: alert channels (add, send a test alert, delivery log, delete), API keys (the new key
-is shown once), members and invitations."""
+is shown once), members (roles, removal) and invitations."""
 
 from __future__ import annotations
 
@@ -225,3 +225,37 @@ async def invitation_revoke(request: web.Request, viewer: Viewer) -> web.StreamR
     except ApiError as exc:
         raise redirect("/settings/members", error_text(exc)) from None
     raise redirect("/settings/members", "Invitation withdrawn.")
+
+
+async def _member_action(request: web.Request, viewer: Viewer, method: str,
+                         body: dict[str, str] | None) -> Any:  # fmt: skip
+    """Run a member change; a missing member (or one of another organisation) is a 404 page,
+    a refused change goes back to the list with the reason."""
+    try:
+        return await call_api(request, viewer.caller, method, "/members/{user_id}",
+                              params={"user_id": request.match_info["user_id"]}, body=body)  # fmt: skip
+    except ApiError as exc:
+        if exc.status == 404:
+            return not_found(request, viewer, "member")
+        raise redirect("/settings/members", error_text(exc)) from None
+
+
+@routes.post("/settings/members/{user_id}/role", name="ui.member_role")
+@page("admin")
+async def member_role(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    role = str((await request.post()).get("role", ""))
+    done = await _member_action(request, viewer, "PATCH", {"role": role})
+    if isinstance(done, web.Response):
+        return done
+    raise redirect("/settings/members", f"{done['email']} is now {done['role']}.")
+
+
+@routes.post("/settings/members/{user_id}/remove", name="ui.member_remove")
+@page("admin")
+async def member_remove(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    done = await _member_action(request, viewer, "DELETE", None)
+    if isinstance(done, web.Response):
+        return done
+    if str(viewer.user.id) == request.match_info["user_id"]:
+        raise redirect("/", f"You left {viewer.org.name}.")
+    raise redirect("/settings/members", "Member removed from the organisation.")
