@@ -403,9 +403,17 @@ def test_login_follows_xdg_config_home_and_logout_removes_the_file(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not (home / ".config").exists()
     assert cli(home, "monitors", "list", XDG_CONFIG_HOME=str(xdg)).returncode == 0
+    key = json.loads(path.read_text())["api_key"]
     out = cli(home, "logout", XDG_CONFIG_HOME=str(xdg))
     assert out.returncode == 0 and f"logged out of {site.url}: removed {path}" in out.stdout
+    assert "The API key is revoked on the server." in out.stdout
     assert not path.exists()
+    # The key itself no longer works anywhere.
+    request = urllib.request.Request(site.url + "/api/v1/monitors", headers={"X-Api-Key": key})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    refused.value.close()
+    assert refused.value.code == 401
     again = cli(home, "logout", XDG_CONFIG_HOME=str(xdg))
     assert (again.returncode, again.stdout) == (0, "not logged in\n")
     # Logged out, the commands are back on the local data folder.

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.web.compat_helpers import by_uuid, stored_pings, with_compat_routes
-from tokiflow import cli, cli_import
+from tokiflow import cli
 from tokiflow.clock import FakeClock
 from tokiflow.config import Settings
 from tokiflow.importers import Upserted, slug_for_key, upsert
@@ -144,9 +144,6 @@ def tokiflow(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], data_dir: Path
 ) -> Callable[..., tuple[int, str, str]]:
     """Run `tokiflow ARGS --data-dir DATA` in-process: (exit status, stdout, stderr)."""
-    modules = cli._command_modules()
-    if cli_import not in modules:  # until cli.py lists it
-        monkeypatch.setattr(cli, "_command_modules", lambda: [*modules, cli_import])
     for name in [n for n in __import__("os").environ if n.startswith("TOKIFLOW_")]:
         monkeypatch.delenv(name)
 

@@ -13,7 +13,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Collection, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from tokiflow import __version__
@@ -67,7 +66,7 @@ COMMANDS: tuple[Command, ...] = (
     _command("ping", "send one ping and print the server's reply", "cli_ping:define_ping"),
     _command("login", "sign this command line in to a server (stores an API key)",
              "cli_login:define_login"),
-    _command("logout", "forget the stored login (removes the credentials file)",
+    _command("logout", "revoke the stored API key and remove the stored login",
              "cli_login:define_logout"),
     _command("crontab", "monitor every job of a crontab (wrap) or undo it",
              "cli_crontab:define_crontab"),
@@ -144,13 +143,6 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
                 define: Define = _resolve(ref)
                 define(p, _add_common)
     return parser
-
-
-def _command_modules() -> list[ModuleType]:
-    """Every module that defines a command, imported (the command line itself imports only the
-    one a command needs)."""
-    names = dict.fromkeys(ref.partition(":")[0] for c in COMMANDS for ref in c.define)
-    return [importlib.import_module(f"tokiflow.{name}") for name in names]
 
 
 def _named_command(argv: Sequence[str]) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tokiflow import __version__
+from tokiflow.ping_client import describe_error
 
 API_PREFIX = "/api/v1"
 
@@ -43,17 +44,6 @@ def normalise_server(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"'{url}' is not a server URL (like https://tokiflow.example.com)")
     return url
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
-        exc = exc.reason
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc.reason) if isinstance(exc, urllib.error.URLError) else str(exc)
-    return text or type(exc).__name__
 
 
 @dataclass
@@ -93,7 +83,7 @@ class Client:
         except urllib.error.HTTPError as exc:
             raise _failure(exc) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise Unreachable(_reason(exc)) from None
+            raise Unreachable(describe_error(exc)) from None
         if not raw:
             return None
         try:

@@ -152,9 +152,25 @@ def cmd_logout(
         print("not logged in")
         return 0
     where = f" of {stored.server}" if stored else ""
-    print(f"logged out{where}: removed {path}. The API key itself works until it is revoked "
-          "(Settings > API keys).")  # fmt: skip
+    print(f"logged out{where}: removed {path}. {_revoked(stored)}")
     return 0
+
+
+def _revoked(stored: Credentials | None) -> str:
+    """Revoke the stored key on its server; what happened, in words."""
+    if stored is None:
+        return "The API key in it could not be read: revoke it in Settings > API keys."
+    try:
+        Client(stored.server, stored.api_key, timeout=10).call("DELETE", "/keys/current")
+    except Unreachable as exc:
+        return (f"The server cannot be reached ({exc}): the API key works until it is revoked "
+                "in Settings > API keys.")  # fmt: skip
+    except HttpFailure as exc:
+        if exc.status == 401:
+            return "The API key was already revoked."
+        return (f"The server did not revoke the API key ({exc.message}): revoke it in "
+                "Settings > API keys.")  # fmt: skip
+    return "The API key is revoked on the server."
 
 
 def define_login(login: argparse.ArgumentParser, add_common: AddCommon) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 from dataclasses import dataclass
+from email.message import Message
 
 from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from tokiflow.clock import FakeClock
 from tokiflow.engine import auth
@@ -56,3 +61,15 @@ async def make_user(
         accounts.add_member(conn, user.id, org_id, role, now)  # type: ignore[arg-type]
 
     await db.write(write)
+
+
+def body_of(msg: Message) -> str:
+    """The decoded text of a (single-part) email."""
+    payload = msg.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
+def totp_code(secret_b32: str, at: dt.datetime) -> str:
+    """The 6-digit TOTP code of a base32 secret at `at`, as an authenticator app shows it."""
+    return TOTP(base64.b32decode(secret_b32), 6, SHA1(), 30).generate(int(at.timestamp())).decode()

@@ -4,27 +4,23 @@ through the real app with real SQLite (and a real SMTP server where email is inv
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as dt
 import hashlib
 import hmac
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from cryptography.hazmat.primitives.hashes import SHA1
-from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from tests.cli_helpers import free_port
 from tests.engine.alert_env import Mailbox
-from tests.web.api_helpers import OrgAccess, make_org
+from tests.web.api_helpers import OrgAccess, body_of, make_org, totp_code
 from tokiflow.clock import FakeClock
 from tokiflow.engine import accounts as account_ops
 from tokiflow.engine import auth
@@ -96,24 +92,6 @@ async def call(client: TestClient, method: str, path: str, headers: dict[str, st
     return json.loads(text) if text and resp.content_type == "application/json" else text
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-def body_of(msg: Message) -> str:
-    payload = msg.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode()
-
-
-def totp_code(secret_b32: str, at: dt.datetime) -> str:
-    return TOTP(base64.b32decode(secret_b32), 6, SHA1(), 30).generate(int(at.timestamp())).decode()
-
-
 # -- API keys ------------------------------------------------------------------------------------
 
 
@@ -154,6 +132,25 @@ async def test_a_revoked_key_gets_401_at_once(api: Start, clock: FakeClock) -> N
     [shown] = [k for k in (await call(client, "GET", "/keys", owner.h()))["keys"]
                if k["id"] == new["id"]]  # fmt: skip
     assert shown["status"] == "revoked" and shown["revoked_at"] == "2026-03-02T12:00:00Z"
+
+
+async def test_a_key_can_revoke_itself_and_only_itself(api: Start, clock: FakeClock) -> None:
+    client = await api()
+    _, owner = await setup_org(client, clock)
+    first = await call(client, "POST", "/keys", owner.h(), {"name": "laptop", "read_only": True},
+                       201)  # fmt: skip
+    second = await call(client, "POST", "/keys", owner.h(), {"name": "ci"}, 201)
+    await call(client, "DELETE", "/keys/current", {"X-Api-Key": first["key"]}, status=204)
+    resp = await client.get("/api/v1/monitors", headers={"X-Api-Key": first["key"]})
+    assert resp.status == 401
+    assert (
+        await client.get("/api/v1/monitors", headers={"X-Api-Key": second["key"]})
+    ).status == 200
+    refused = await call(client, "DELETE", "/keys/current", owner.h(), status=400)
+    assert "not made with an API key" in refused["error"]
+    audit = (await call(client, "GET", "/audit", owner.h()))["entries"]
+    assert any(e["action"] == "apikey.revoke" and e["target_id"] == str(first["id"])
+               for e in audit)  # fmt: skip
 
 
 async def test_a_key_past_its_expiry_gets_401(api: Start, clock: FakeClock) -> None:

@@ -34,6 +34,22 @@ async def _free_server(
     return client, await make_org(client, clock, "acme")
 
 
+def _trusting(make_app: MakeApp, key: Ed25519PrivateKey) -> web.Application:
+    """An app with no licence of its own that trusts `key` (the test installs licences)."""
+    app = make_app(licence=None)
+    app[operations.LICENCE_KEYS] = licensing.keys_of(key.public_key())
+    return app
+
+
+def _expiring_pro(key: Ed25519PrivateKey, data_dir: Path, clock: FakeClock, days: int) -> None:
+    """Install a PRO licence issued today that expires in `days` days."""
+    today = clock.now().date()
+    text = licensing.issue(key, licensee="Acme", plan="PRO", issued=today,
+                           expires=today + dt.timedelta(days=days))  # fmt: skip
+    data_dir.mkdir(parents=True, exist_ok=True)
+    licensing.licence_path(data_dir).write_text(text)
+
+
 async def _fill(client: TestClient, org: OrgAccess, n: int, prefix: str = "job") -> list[str]:
     made = []
     for i in range(n):
@@ -109,8 +125,7 @@ async def test_a_licence_installed_while_running_lifts_the_limit_without_a_resta
     data_dir: Path,
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    app = make_app(licence=None)
-    app[operations.LICENCE_KEYS] = licensing.keys_of(key.public_key())
+    app = _trusting(make_app, key)
     client = await aiohttp_client(app)
     org = await make_org(client, clock, "acme")
     await _fill(client, org, 5)
@@ -129,12 +144,8 @@ async def test_after_the_grace_period_the_free_limit_is_back_but_nothing_is_remo
     data_dir: Path,
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    text = licensing.issue(key, licensee="Acme", plan="PRO", issued=clock.now().date(),
-                           expires=clock.now().date() + dt.timedelta(days=10))  # fmt: skip
-    data_dir.mkdir(parents=True, exist_ok=True)
-    licensing.licence_path(data_dir).write_text(text)
-    app = make_app(licence=None)
-    app[operations.LICENCE_KEYS] = licensing.keys_of(key.public_key())
+    _expiring_pro(key, data_dir, clock, days=10)
+    app = _trusting(make_app, key)
     client = await aiohttp_client(app)
     org = await make_org(client, clock, "acme")
     uuids = await _fill(client, org, 7)
@@ -227,12 +238,8 @@ async def test_pages_warn_before_the_licence_expires_and_during_its_grace_period
     data_dir: Path,
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    text = licensing.issue(key, licensee="Acme", plan="PRO", issued=clock.now().date(),
-                           expires=clock.now().date() + dt.timedelta(days=2))  # fmt: skip
-    data_dir.mkdir(parents=True, exist_ok=True)
-    licensing.licence_path(data_dir).write_text(text)
-    app = make_app(licence=None)
-    app[operations.LICENCE_KEYS] = licensing.keys_of(key.public_key())
+    _expiring_pro(key, data_dir, clock, days=2)
+    app = _trusting(make_app, key)
     routes_account.setup(app)
     client = await aiohttp_client(app)
     _, owner = await setup_org(client, clock)
@@ -254,8 +261,7 @@ async def test_discord_and_teams_channels_need_pro_and_other_kinds_do_not(
     aiohttp_client: AiohttpClient, make_app: MakeApp, clock: FakeClock, data_dir: Path
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    app = make_app(licence=None)
-    app[operations.LICENCE_KEYS] = licensing.keys_of(key.public_key())
+    app = _trusting(make_app, key)
     client = await aiohttp_client(app)
     org = await make_org(client, clock, "acme")
     for kind in ("discord", "teams"):

@@ -5,27 +5,23 @@ log, member roles, and onboarding; through the real app, real SQLite and a real 
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import datetime as dt
 import html as htmllib
 import io
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from email.message import Message
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from cryptography.hazmat.primitives.hashes import SHA1
-from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from tests.cli_helpers import HookReceiver
 from tests.conftest import MakeApp
 from tests.engine.alert_env import Mailbox
-from tests.web.api_helpers import make_org, make_user
+from tests.web.api_helpers import body_of, make_org, make_user, totp_code
 from tests.web.test_ui import PASSWORD, page_token, sign_in, token_of, ui_app
 from tokiflow.clock import FakeClock
 from tokiflow.engine import audit
@@ -61,24 +57,6 @@ def start(
 @pytest.fixture
 async def uic(start: ClientMaker) -> TestClient:
     return await start()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-def body_of(msg: Message) -> str:
-    payload = msg.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode()
-
-
-def totp_code(secret_b32: str, at: dt.datetime) -> str:
-    return TOTP(base64.b32decode(secret_b32), 6, SHA1(), 30).generate(int(at.timestamp())).decode()
 
 
 def field_error(html: str, name: str) -> str:

@@ -66,6 +66,26 @@ class EmailChannel(Channel):
         )  # fmt: skip
 
 
+def smtp_port(s: Settings) -> int:
+    """The SMTP port of the smtp_* settings (the usual one for smtp_tls when not given)."""
+    return s.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[s.smtp_tls]
+
+
+async def smtp_send(s: Settings, msg: EmailMessage) -> tuple[dict[str, Any], str]:
+    """Hand `msg` to the SMTP server of the smtp_* settings: (refused recipients, the server's
+    reply). aiosmtplib's exceptions and OSError pass through, for the caller to word."""
+    return await aiosmtplib.send(
+        msg,
+        hostname=s.smtp_host,
+        port=smtp_port(s),
+        username=s.smtp_user or None,
+        password=s.smtp_password or None,
+        use_tls=s.smtp_tls == "tls",
+        start_tls=s.smtp_tls == "starttls",
+        timeout=s.outbound_timeout,
+    )
+
+
 async def send_email(
     s: Settings, *, to: list[str], subject: str, text: str, html: str, idempotency_key: str
 ) -> str:
@@ -83,18 +103,9 @@ async def send_email(
     msg["X-Tokiflow-Idempotency-Key"] = idempotency_key
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
-    port = s.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[s.smtp_tls]
+    port = smtp_port(s)
     try:
-        errors, reply = await aiosmtplib.send(
-            msg,
-            hostname=s.smtp_host,
-            port=port,
-            username=s.smtp_user or None,
-            password=s.smtp_password or None,
-            use_tls=s.smtp_tls == "tls",
-            start_tls=True if s.smtp_tls == "starttls" else False,
-            timeout=s.outbound_timeout,
-        )
+        errors, reply = await smtp_send(s, msg)
     except aiosmtplib.SMTPAuthenticationError as exc:
         raise ChannelError(
             f"SMTP login refused: {exc.code} {exc.message}", permanent=True

@@ -22,6 +22,7 @@ import aiosmtplib
 import jinja2
 
 from tokiflow.channels.base import Alert
+from tokiflow.channels.email import smtp_port, smtp_send
 from tokiflow.config import Settings
 from tokiflow.engine.alerts import local_time
 from tokiflow.storage import accounts, user_notifications
@@ -88,18 +89,9 @@ async def send(settings: Settings, msg: EmailMessage) -> None:
     """Hand one message to the SMTP server; MailError when it cannot be."""
     if not configured(settings):
         raise MailError("no SMTP server is configured (setting smtp_host)")
-    port = settings.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[settings.smtp_tls]
+    port = smtp_port(settings)
     try:
-        errors, _ = await aiosmtplib.send(
-            msg,
-            hostname=settings.smtp_host,
-            port=port,
-            username=settings.smtp_user or None,
-            password=settings.smtp_password or None,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            timeout=settings.outbound_timeout,
-        )
+        errors, _ = await smtp_send(settings, msg)
     except aiosmtplib.SMTPResponseException as exc:
         raise MailError(f"SMTP server said {exc.code} {exc.message}") from None
     except (aiosmtplib.SMTPException, OSError) as exc:

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tokiflow.channels.base import Alert, Channel, ChannelError, SendContext
@@ -80,6 +81,19 @@ def retry_delay(attempts: int, rng: random.Random) -> float:
     """Exponential backoff (30 s, 60 s, ... capped at an hour) with +/-20% jitter."""
     base = min(FIRST_RETRY * 2 ** max(attempts - 1, 0), MAX_RETRY)
     return base * rng.uniform(0.8, 1.2)
+
+
+async def _attempt(send: Callable[[], Awaitable[str]], what: str) -> tuple[bool, str, str, bool]:
+    """Run one send: (ok, status, error, whether the error is permanent)."""
+    try:
+        return True, await send(), "", False
+    except ChannelError as exc:
+        return False, exc.status, str(exc), exc.permanent
+    except TimeoutError:
+        return False, "", "timed out", False
+    except Exception as exc:  # a bug in a channel must not kill the dispatcher
+        log.exception("%s failed unexpectedly", what)
+        return False, "", f"internal error: {type(exc).__name__}", False
 
 
 class Dispatcher:
@@ -206,25 +220,20 @@ class Dispatcher:
 
     async def _deliver(self, n: Notification) -> None:
         sem = self._per_channel.setdefault(n.channel_id, asyncio.Semaphore(PER_CHANNEL))
+
+        async def send() -> str:
+            row = await self._db.read(lambda conn: channels.get(conn, n.channel_id))
+            if row is None:
+                raise ChannelError("the channel was deleted", permanent=True)
+            channel = make_channel(row, self._sealer, self._ctx)
+            alert = await self._complete(self._with_links(Alert.from_json(n.message)))
+            return await asyncio.wait_for(
+                channel.send(alert), timeout=self._settings.outbound_timeout * 3
+            )
+
         async with sem, self._in_flight:
             started = self._clock.monotonic()
-            ok, status, error, permanent = True, "", "", False
-            try:
-                row = await self._db.read(lambda conn: channels.get(conn, n.channel_id))
-                if row is None:
-                    raise ChannelError("the channel was deleted", permanent=True)
-                channel = make_channel(row, self._sealer, self._ctx)
-                alert = await self._complete(self._with_links(Alert.from_json(n.message)))
-                status = await asyncio.wait_for(
-                    channel.send(alert), timeout=self._settings.outbound_timeout * 3
-                )
-            except ChannelError as exc:
-                ok, error, permanent, status = False, str(exc), exc.permanent, exc.status
-            except TimeoutError:
-                ok, error = False, "timed out"
-            except Exception as exc:  # a bug in a channel must not kill the dispatcher
-                log.exception("channel %s failed unexpectedly", n.channel_id)
-                ok, error = False, f"internal error: {type(exc).__name__}"
+            ok, status, error, permanent = await _attempt(send, f"channel {n.channel_id}")
             latency = (self._clock.monotonic() - started) * 1000
         await self._record(
             n, ok=ok, status=status, error=error, permanent=permanent, latency=latency
@@ -310,19 +319,13 @@ class Dispatcher:
     # -- personal emails ---------------------------------------------------------------------
 
     async def _deliver_personal(self, n: UserNotification) -> None:
+        def send() -> Awaitable[str]:
+            return asyncio.wait_for(
+                self._send_personal(n), timeout=self._settings.outbound_timeout * 3
+            )
+
         async with self._personal, self._in_flight:
-            ok, status, error, permanent = True, "", "", False
-            try:
-                status = await asyncio.wait_for(
-                    self._send_personal(n), timeout=self._settings.outbound_timeout * 3
-                )
-            except ChannelError as exc:
-                ok, error, permanent, status = False, str(exc), exc.permanent, exc.status
-            except TimeoutError:
-                ok, error = False, "timed out"
-            except Exception as exc:  # a bug must not kill the dispatcher
-                log.exception("personal email %s failed unexpectedly", n.id)
-                ok, error = False, f"internal error: {type(exc).__name__}"
+            ok, status, error, permanent = await _attempt(send, f"personal email {n.id}")
         await self._record_personal(n, ok=ok, status=status, error=error, permanent=permanent)
 
     async def _send_personal(self, n: UserNotification) -> str:

@@ -9,7 +9,7 @@ import datetime as dt
 import sqlite3
 
 from tokiflow.engine import audit, auth
-from tokiflow.engine.audit import Actor, Entry
+from tokiflow.engine.audit import Actor
 from tokiflow.storage import accounts, monitors, outputs
 from tokiflow.storage import audit as audit_log
 from tokiflow.storage.audit import AuditFilter
@@ -28,17 +28,9 @@ __all__ = [
 # -- the audit log -------------------------------------------------------------------------------
 
 
-def search_audit(
-    conn: sqlite3.Connection,
-    org_id: int,
-    f: AuditFilter,
-    *,
-    before_id: int | None = None,
-    limit: int = 50,
-) -> list[Entry]:
-    """The organisation's audit entries matching `f`, newest first; `before_id` pages back
-    (keyset paging on the (org_id, id) index, so later pages cost the same as the first)."""
-    return audit_log.search(conn, org_id, f, before_id=before_id, limit=limit)
+# The organisation's audit entries matching a filter, newest first; `before_id` pages back
+# (keyset paging on the (org_id, id) index, so later pages cost the same as the first).
+search_audit = audit_log.search
 
 
 # -- captured output -----------------------------------------------------------------------------

@@ -82,27 +82,13 @@ def entries(
     before_id: int | None = None,
     limit: int = 100,
 ) -> list[Entry]:
-    """Newest first, filtered by action, actor label (any case) and time; `before_id` pages
-    backwards."""
-    where: list[str] = ["org_id = ?"]
-    args: list[Any] = [org_id]
+    """Newest first, filtered by action (exact), actor label (any case) and time; `before_id`
+    pages backwards."""
+    where, args = _where(org_id, AuditFilter(actor=actor or "", since=since))
     if action:
         where.append("action = ?")
         args.append(action)
-    if actor:
-        where.append("actor_label = ? COLLATE NOCASE")
-        args.append(actor)
-    if since is not None:
-        where.append("at >= ?")
-        args.append(to_db(since))
-    if before_id is not None:
-        where.append("id < ?")
-        args.append(before_id)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-        (*args, limit),
-    )
-    return [_entry(r) for r in rows]
+    return _page(conn, where, args, before_id=before_id, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -164,6 +150,17 @@ def search(
     """The organisation's entries matching `f`, newest first; `before_id` pages back (keyset
     paging on the (org_id, id) index, so later pages cost the same as the first)."""
     where, args = _where(org_id, f)
+    return _page(conn, where, args, before_id=before_id, limit=limit)
+
+
+def _page(
+    conn: sqlite3.Connection,
+    where: list[str],
+    args: list[Any],
+    *,
+    before_id: int | None,
+    limit: int,
+) -> list[Entry]:
     if before_id is not None:
         where.append("id < ?")
         args.append(before_id)

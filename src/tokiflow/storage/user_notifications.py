@@ -7,6 +7,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass
 
+from tokiflow.storage import outbox
 from tokiflow.storage.timefmt import from_db, opt_from_db, to_db
 
 
@@ -155,63 +156,15 @@ def next_digest_due(conn: sqlite3.Connection) -> dt.datetime | None:
     return opt_from_db(row[0])
 
 
-def claim_due(conn: sqlite3.Connection, now: dt.datetime, limit: int) -> list[UserNotification]:
-    """Mark up to `limit` due pending rows as sending and return them (oldest first); a row
-    waits while an earlier one of the same user and incident is unsent ("open" before
-    "resolved")."""
-    rows = conn.execute(
-        "UPDATE user_notifications SET state = 'sending', attempts = attempts + 1 WHERE id IN ("
-        "SELECT n.id FROM user_notifications n WHERE n.state = 'pending' "
-        "AND n.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM user_notifications p "
-        "WHERE p.incident_id = n.incident_id AND p.user_id = n.user_id AND p.id < n.id "
-        "AND p.state IN ('pending', 'sending')) "
-        f"ORDER BY n.next_attempt_at, n.id LIMIT ?) RETURNING {_COLUMNS}",
-        (to_db(now), limit),
-    ).fetchall()
-    return sorted((_row(r) for r in rows), key=lambda n: (n.next_attempt_at, n.id))
-
-
-def release_claims(conn: sqlite3.Connection) -> int:
-    """At start-up: rows left `sending` by a stopped process go back to pending."""
-    return conn.execute(
-        "UPDATE user_notifications SET state = 'pending' WHERE state = 'sending'"
-    ).rowcount
-
-
-def mark_sent(conn: sqlite3.Connection, notification_id: int, at: dt.datetime) -> bool:
-    cur = conn.execute(
-        "UPDATE user_notifications SET state = 'sent', sent_at = ?, last_error = NULL "
-        "WHERE id = ? AND state = 'sending'",
-        (to_db(at), notification_id),
-    )
-    return cur.rowcount == 1
-
-
-def mark_retry(
-    conn: sqlite3.Connection, notification_id: int, error: str, next_at: dt.datetime
-) -> bool:
-    cur = conn.execute(
-        "UPDATE user_notifications SET state = 'pending', last_error = ?, next_attempt_at = ? "
-        "WHERE id = ? AND state = 'sending'",
-        (error, to_db(next_at), notification_id),
-    )
-    return cur.rowcount == 1
-
-
-def mark_dead(conn: sqlite3.Connection, notification_id: int, error: str) -> bool:
-    cur = conn.execute(
-        "UPDATE user_notifications SET state = 'dead', last_error = ? "
-        "WHERE id = ? AND state = 'sending'",
-        (error, notification_id),
-    )
-    return cur.rowcount == 1
-
-
-def next_due(conn: sqlite3.Connection) -> dt.datetime | None:
-    row = conn.execute(
-        "SELECT min(next_attempt_at) FROM user_notifications WHERE state = 'pending'"
-    ).fetchone()
-    return opt_from_db(row[0])
+# Claiming due rows (in order within one incident and user), and marking them sent, to retry
+# or dead: see storage.outbox.
+_OUTBOX = outbox.Outbox("user_notifications", _COLUMNS, _row)
+claim_due = _OUTBOX.claim_due
+release_claims = _OUTBOX.release_claims
+mark_sent = _OUTBOX.mark_sent
+mark_retry = _OUTBOX.mark_retry
+mark_dead = _OUTBOX.mark_dead
+next_due = _OUTBOX.next_due
 
 
 def get(conn: sqlite3.Connection, notification_id: int) -> UserNotification | None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
 import sqlite3
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from tokiflow.engine.views import iso
+from tokiflow.engine import audit
+from tokiflow.engine.audit import entry_view
 from tokiflow.storage import audit as audit_log
 from tokiflow.storage.audit import Entry
 from tokiflow.web import appkeys
@@ -20,8 +19,6 @@ from tokiflow.web.api.framework import ApiError, ApiRequest, Param
 from tokiflow.web.api.native import API
 from tokiflow.web.api.schema import INT, STR, TIME, nullable, obj
 
-EXPORT_PAGE = 1000
-EXPORT_MAX = 100_000
 FILTERS = (
     Param("action", {"type": "string", "maxLength": 100}, "only this action, e.g. monitor.update"),
     Param("actor", {"type": "string", "maxLength": 254},
@@ -33,8 +30,6 @@ ENTRY = obj(
     actor=obj(extra=True, kind=STR, id=nullable(INT), label=STR), action=STR,
     target_kind=STR, target_id=STR, before={}, after={}, ip=STR, user_agent=STR,
 )  # fmt: skip
-CSV_COLUMNS = ("id", "at", "actor_kind", "actor_id", "actor_label", "action", "target_kind",
-               "target_id", "before", "after", "ip", "user_agent")  # fmt: skip
 
 
 def _since(raw: str | None) -> dt.datetime | None:
@@ -65,15 +60,6 @@ def _entries(
     )  # fmt: skip
 
 
-def entry_view(e: Entry) -> dict[str, Any]:
-    return {
-        "id": e.id, "at": iso(e.at),
-        "actor": {"kind": e.actor_kind, "id": e.actor_id, "label": e.actor_label},
-        "action": e.action, "target_kind": e.target_kind, "target_id": e.target_id,
-        "before": e.before, "after": e.after, "ip": e.ip, "user_agent": e.user_agent,
-    }  # fmt: skip
-
-
 @API.route(
     "GET", "/audit",
     summary="The audit log, newest first (filter by action, actor, time; page with before_id)",
@@ -95,24 +81,6 @@ async def list_audit(req: ApiRequest) -> Any:
             "next_before_id": page[-1].id if more else None}  # fmt: skip
 
 
-def _cell(value: Any) -> str:
-    """A CSV cell that spreadsheets will not run as a formula."""
-    text = "" if value is None else value if isinstance(value, str) else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv_rows(rows: list[Entry]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    for e in rows:
-        writer.writerow([_cell(v) for v in (
-            e.id, iso(e.at), e.actor_kind, e.actor_id, e.actor_label, e.action, e.target_kind,
-            e.target_id, None if e.before is None else json.dumps(e.before, sort_keys=True),
-            None if e.after is None else json.dumps(e.after, sort_keys=True), e.ip, e.user_agent,
-        )])  # fmt: skip
-    return out.getvalue()
-
-
 @API.route(
     "GET", "/audit/export",
     summary="Export the audit log (filtered) as a CSV or JSON attachment, newest first",
@@ -123,35 +91,21 @@ def _csv_rows(rows: list[Entry]) -> str:
 async def export_audit(req: ApiRequest) -> Any:
     org_id, fmt = req.caller.org.id, req.query["format"]
     _since(req.query["since"])
-    db, stamp = req.app[appkeys.DB], req.app[appkeys.CLOCK].now().strftime("%Y%m%d-%H%M%S")
+    db, now = req.app[appkeys.DB], req.app[appkeys.CLOCK].now()
     resp = web.StreamResponse(headers={
-        "Content-Disposition": f'attachment; filename="audit-{req.caller.org.slug}-{stamp}.{fmt}"',
+        "Content-Disposition":
+            f'attachment; filename="{audit.export_filename(req.caller.org.slug, now, fmt)}"',
         "Cache-Control": "no-store",
     })  # fmt: skip
-    resp.content_type = "text/csv" if fmt == "csv" else "application/json"
+    resp.content_type = audit.EXPORT_TYPES[fmt]
     resp.charset = "utf-8"
     await resp.prepare(req.request)
-    if fmt == "csv":
-        header = io.StringIO()
-        csv.writer(header).writerow(CSV_COLUMNS)
-        await resp.write(header.getvalue().encode())
-    else:
-        await resp.write(b"[")
-    before_id: int | None = None
-    sent = 0
-    while sent < EXPORT_MAX:
-        page = await db.read(partial(_entries, org_id=org_id, query=req.query,
-                                     before_id=before_id, limit=EXPORT_PAGE))  # fmt: skip
-        if not page:
-            break
-        if fmt == "csv":
-            chunk = _csv_rows(page)
-        else:
-            chunk = ("," if sent else "") + ",".join(json.dumps(entry_view(e)) for e in page)
-        await resp.write(chunk.encode())
-        sent += len(page)
-        before_id = page[-1].id
-    if fmt == "json":
-        await resp.write(b"]")
+
+    def page(before_id: int | None, limit: int) -> Awaitable[list[Entry]]:
+        return db.read(partial(_entries, org_id=org_id, query=req.query, before_id=before_id,
+                               limit=limit))  # fmt: skip
+
+    async for chunk in audit.export(fmt, page):
+        await resp.write(chunk)
     await resp.write_eof()
     return resp

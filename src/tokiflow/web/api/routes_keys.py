@@ -93,7 +93,25 @@ async def create_key(req: ApiRequest) -> Any:
 @API.route("DELETE", "/keys/{id}", summary="Revoke an API key (it stops working at once)",
            scope="admin", tag="keys", status=204)  # fmt: skip
 async def revoke_key(req: ApiRequest) -> Any:
-    key_id, org_id = req.path_int("id", "API key"), req.caller.org.id
+    await _revoke(req, req.path_int("id", "API key"))
+    return None
+
+
+@API.route(
+    "DELETE", "/keys/current",
+    summary="Revoke the API key this request is made with (what `tokiflow logout` does)",
+    scope="member", tag="keys", status=204,
+)  # fmt: skip
+async def revoke_current_key(req: ApiRequest) -> Any:
+    if req.caller.key_id is None:
+        raise ApiError(400, "this request is not made with an API key: sign out instead")
+    await _revoke(req, req.caller.key_id)
+    return None
+
+
+async def _revoke(req: ApiRequest, key_id: int) -> None:
+    """Revoke one of the caller's organisation's keys (404 for any other), audited."""
+    org_id = req.caller.org.id
     now, actor = req.app[appkeys.CLOCK].now(), req.caller.actor
 
     def write(conn: sqlite3.Connection) -> None:
@@ -107,4 +125,3 @@ async def revoke_key(req: ApiRequest) -> Any:
                          after=key_view(after or key, now), now=now)  # fmt: skip
 
     await req.app[appkeys.DB].write(write)
-    return None

@@ -19,8 +19,9 @@ from tokiflow import __version__
 from tokiflow.engine import auth
 from tokiflow.engine.audit import Actor
 from tokiflow.engine.schedules import format_duration
-from tokiflow.storage import accounts, orgs
+from tokiflow.storage import accounts, monitors, orgs
 from tokiflow.storage.accounts import User
+from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.orgs import Org
 from tokiflow.storage.writer import WriteFailed, WriterClosed
 from tokiflow.web import appkeys, operations
@@ -284,3 +285,21 @@ def error_text(exc: ApiError) -> str:
     if field and message.startswith(f"{field}: "):
         return message.split(": ", 1)[1]
     return message
+
+
+async def send_test_alert(request: web.Request, viewer: Viewer, channel_id: str) -> str:
+    """Send a channel's test alert through the API and say how it went (a flash message).
+    Raises ApiError as the API does (404 for a channel outside the viewer's organisation)."""
+    result = await call_api(request, viewer.caller, "POST", "/channels/{id}/test",
+                            params={"id": channel_id})  # fmt: skip
+    if result["ok"]:
+        return f"Test alert sent ({result['status'] or 'ok'}, {result['latency_ms']:.0f} ms)."
+    return f"Test alert failed: {result['error']}"
+
+
+async def own_monitor(request: web.Request, viewer: Viewer) -> Monitor | None:
+    """The monitor of the path's `{uuid}`, or None when there is none in the viewer's
+    organisation (shown as not found, like a monitor that does not exist)."""
+    uuid = request.match_info["uuid"].lower()
+    m = await request.app[appkeys.DB].read(lambda c: monitors.by_uuid(c, uuid))
+    return m if m is not None and m.org_id == viewer.org.id else None

@@ -35,6 +35,7 @@ from tokiflow.web.ui.context import (
     error_page,
     error_text,
     not_found,
+    own_monitor,
     page,
     redirect,
     render,
@@ -251,16 +252,10 @@ async def monitor_create(request: web.Request, viewer: Viewer) -> web.StreamResp
     raise redirect(f"/monitors/{created['uuid']}", done)
 
 
-async def _own_monitor(request: web.Request, viewer: Viewer) -> Monitor | None:
-    uuid = request.match_info["uuid"].lower()
-    m = await request.app[appkeys.DB].read(lambda c: monitors.by_uuid(c, uuid))
-    return m if m is not None and m.org_id == viewer.org.id else None
-
-
 @routes.get("/monitors/{uuid}/edit", name="ui.monitor_edit")
 @page("write")
 async def monitor_edit(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    m = await _own_monitor(request, viewer)
+    m = await own_monitor(request, viewer)
     if m is None:
         return not_found(request, viewer, "monitor")
     choice = await _channel_choice(request, viewer, m)
@@ -270,7 +265,7 @@ async def monitor_edit(request: web.Request, viewer: Viewer) -> web.StreamRespon
 @routes.post("/monitors/{uuid}/edit", name="ui.monitor_update")
 @page("write")
 async def monitor_update(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    m = await _own_monitor(request, viewer)
+    m = await own_monitor(request, viewer)
     if m is None:
         return not_found(request, viewer, "monitor")
     post = await request.post()
@@ -295,7 +290,7 @@ async def monitor_update(request: web.Request, viewer: Viewer) -> web.StreamResp
 @routes.get("/monitors/{uuid}", name="ui.monitor")
 @page("read")
 async def monitor_detail(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    m = await _own_monitor(request, viewer)
+    m = await own_monitor(request, viewer)
     if m is None:
         return not_found(request, viewer, "monitor")
 
@@ -346,7 +341,7 @@ def _schedule(m: Monitor) -> schedules.Schedule:
 
 def _action(action: str) -> Any:
     async def handler(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-        m = await _own_monitor(request, viewer)
+        m = await own_monitor(request, viewer)
         if m is None:
             return not_found(request, viewer, "monitor")
         await call_api(request, viewer.caller, "POST", f"/monitors/{{uuid}}/{action}",
@@ -365,7 +360,7 @@ routes.post("/monitors/{uuid}/resume", name="ui.monitor_resume")(page("write")(_
 @routes.post("/monitors/{uuid}/delete", name="ui.monitor_delete")
 @page("write")
 async def monitor_delete(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    m = await _own_monitor(request, viewer)
+    m = await own_monitor(request, viewer)
     if m is None:
         return not_found(request, viewer, "monitor")
     await call_api(request, viewer.caller, "DELETE", "/monitors/{uuid}", params={"uuid": m.uuid})

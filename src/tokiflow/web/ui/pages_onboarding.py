@@ -10,8 +10,6 @@ from typing import Any
 from aiohttp import web
 
 from tokiflow.engine import org_admin
-from tokiflow.storage import monitors
-from tokiflow.storage.monitors import Monitor
 from tokiflow.web import appkeys
 from tokiflow.web.api.framework import ApiError
 from tokiflow.web.ui.context import (
@@ -19,9 +17,11 @@ from tokiflow.web.ui.context import (
     call_api,
     error_text,
     not_found,
+    own_monitor,
     page,
     redirect,
     render,
+    send_test_alert,
 )
 from tokiflow.web.ui.snippets import CURL, cron_line
 
@@ -95,16 +95,10 @@ async def welcome_monitor(request: web.Request, viewer: Viewer) -> web.StreamRes
 # -- step 2: the ping URL and the first ping ----------------------------------------------------
 
 
-async def _own_monitor(request: web.Request, viewer: Viewer) -> Monitor | None:
-    uuid = request.match_info["uuid"].lower()
-    m = await request.app[appkeys.DB].read(lambda c: monitors.by_uuid(c, uuid))
-    return m if m is not None and m.org_id == viewer.org.id else None
-
-
 @routes.get("/welcome/ping/{uuid}", name="ui.welcome_ping")
 @page("write")
 async def welcome_ping(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    m = await _own_monitor(request, viewer)
+    m = await own_monitor(request, viewer)
     if m is None:
         return not_found(request, viewer, "monitor")
     url = f"{request.app[appkeys.SETTINGS].public_url}/ping/{m.uuid}"
@@ -116,7 +110,7 @@ async def welcome_ping(request: web.Request, viewer: Viewer) -> web.StreamRespon
 @page("write")
 async def welcome_ping_status(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """The live panel alone: what the page fetches again when a monitor changes."""
-    m = await _own_monitor(request, viewer)
+    m = await own_monitor(request, viewer)
     if m is None:
         return not_found(request, viewer, "monitor")
     return render(request, "ui/_welcome_status.html", viewer, m=m)
@@ -180,16 +174,11 @@ async def welcome_channel(request: web.Request, viewer: Viewer) -> web.StreamRes
 @page("write")
 async def welcome_channel_test(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     try:
-        result = await call_api(request, viewer.caller, "POST", "/channels/{id}/test",
-                                params={"id": request.match_info["id"]})  # fmt: skip
+        text = await send_test_alert(request, viewer, request.match_info["id"])
     except ApiError as exc:
         if exc.status == 404:
             return not_found(request, viewer, "channel")
         raise
-    if result["ok"]:
-        text = f"Test alert sent ({result['status'] or 'ok'}, {result['latency_ms']:.0f} ms)."
-    else:
-        text = f"Test alert failed: {result['error']}"
     raise redirect(f"/welcome/alerts?channel={request.match_info['id']}", text)
 
 

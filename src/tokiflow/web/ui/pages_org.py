@@ -3,25 +3,22 @@ and the audit log (filters, pages, CSV and JSON export)."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import sqlite3
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tokiflow.engine import org_admin
+from tokiflow.engine import audit, org_admin
 from tokiflow.engine.audit import Entry
 from tokiflow.engine.schedules import format_duration
 from tokiflow.storage import outputs
 from tokiflow.web import appkeys
 from tokiflow.web.api.framework import ApiError
-from tokiflow.web.api.routes_audit import CSV_COLUMNS, EXPORT_MAX, EXPORT_PAGE, entry_view
-from tokiflow.web.api.routes_audit import _csv_rows as csv_rows
 from tokiflow.web.ping_sentry import dsn
 from tokiflow.web.ui.context import (
     Fmt,
@@ -229,35 +226,18 @@ async def audit_export(request: web.Request, viewer: Viewer) -> web.StreamRespon
         raise web.HTTPBadRequest(text="; ".join(f"{k}: {v}" for k, v in errors.items())
                                  or "format must be csv or json")  # fmt: skip
     app, org = request.app, viewer.org
-    stamp = app[appkeys.CLOCK].now().strftime("%Y%m%d-%H%M%S")
-    resp = web.StreamResponse(headers={
-        "Content-Disposition": f'attachment; filename="audit-{org.slug}-{stamp}.{out}"',
-    })  # fmt: skip
-    resp.content_type = "text/csv" if out == "csv" else "application/json"
+    name = audit.export_filename(org.slug, app[appkeys.CLOCK].now(), out)
+    resp = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    resp.content_type = audit.EXPORT_TYPES[out]
     resp.charset = "utf-8"
     add_headers(request, resp)
     await resp.prepare(request)
-    if out == "csv":
-        header = io.StringIO()
-        csv.writer(header).writerow(CSV_COLUMNS)
-        await resp.write(header.getvalue().encode())
-    else:
-        await resp.write(b"[")
-    before_id: int | None = None
-    sent = 0
-    while sent < EXPORT_MAX:
-        chunk = await app[appkeys.DB].read(partial(org_admin.search_audit, org_id=org.id, f=f,
-                                                   before_id=before_id, limit=EXPORT_PAGE))  # fmt: skip
-        if not chunk:
-            break
-        if out == "csv":
-            text = csv_rows(chunk)
-        else:
-            text = ("," if sent else "") + ",".join(json.dumps(entry_view(e)) for e in chunk)
-        await resp.write(text.encode())
-        sent += len(chunk)
-        before_id = chunk[-1].id
-    if out == "json":
-        await resp.write(b"]")
+
+    def page(before_id: int | None, limit: int) -> Awaitable[list[Entry]]:
+        return app[appkeys.DB].read(partial(org_admin.search_audit, org_id=org.id, f=f,
+                                            before_id=before_id, limit=limit))  # fmt: skip
+
+    async for chunk in audit.export(out, page):
+        await resp.write(chunk)
     await resp.write_eof()
     return resp

@@ -21,6 +21,7 @@ from tokiflow.web.ui.context import (
     page,
     redirect,
     render,
+    send_test_alert,
 )
 
 routes = web.RouteTableDef()
@@ -116,12 +117,7 @@ async def channel_test(request: web.Request, viewer: Viewer) -> web.StreamRespon
     channel = await _channel(request, viewer)
     if channel is None:
         return not_found(request, viewer, "channel")
-    result = await call_api(request, viewer.caller, "POST", "/channels/{id}/test",
-                            params={"id": str(channel["id"])})  # fmt: skip
-    if result["ok"]:
-        text = f"Test alert sent ({result['status'] or 'ok'}, {result['latency_ms']:.0f} ms)."
-    else:
-        text = f"Test alert failed: {result['error']}"
+    text = await send_test_alert(request, viewer, str(channel["id"]))
     raise redirect(f"/settings/channels/{channel['id']}", text)
 
 
