@@ -111,6 +111,11 @@ def test_the_core_workflow_in_a_real_browser(server_factory: type[Server], tmp_p
             page.click("tr[data-incident] button:has-text('Acknowledge')")
             page.wait_for_selector(".flash:has-text('acknowledged')")
             assert page.is_visible("tr[data-incident] [data-status=acknowledged]")
+            # `g a` goes to the analytics page.
+            page.keyboard.press("g")
+            page.keyboard.press("a")
+            page.wait_for_url(server.url + "/analytics")
+            page.wait_for_selector("h1:has-text('Analytics')")
 
             # A webhook channel and its test alert.
             page.goto(server.url + "/settings/channels")

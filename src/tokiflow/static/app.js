@@ -202,7 +202,7 @@
       if (prefix === "g") {
         prefix = null;
         clearTimeout(prefixTimer);
-        var to = { m: "/monitors", i: "/incidents", d: "/", s: "/settings/channels", n: "/monitors/new" }[ev.key];
+        var to = { m: "/monitors", i: "/incidents", a: "/analytics", d: "/", s: "/settings/channels", n: "/monitors/new" }[ev.key];
         if (to) { ev.preventDefault(); window.location.href = to; }
         return;
       }
