@@ -523,3 +523,71 @@ def test_docs_describe_every_flag_of_the_login_monitor_and_incident_commands() -
                     if flag.startswith("--") and flag != "--help" and f"`{flag}" not in text:
                         missing.append(f"{p.prog} {flag}")
     assert sorted(set(missing)) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        "[]",
+        '"a string"',
+        '{"server": "http://127.0.0.1:9"}',
+        '{"server": "http://127.0.0.1:9", "api_key": null}',
+        '{"server": "http://127.0.0.1:9", "api_key": ""}',
+        '{"server": "ftp://x", "api_key": "tfk_rw_x"}',
+    ],
+)
+def test_a_broken_credentials_file_is_one_clear_line_and_logout_removes_it(
+    tmp_path: Path, content: str
+) -> None:
+    home = tmp_path / "home"
+    path = home / ".config" / "tokiflow" / "credentials"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    result = cli(home, "monitors", "list")
+    assert_one_clear_line(result, f"{path} is not a Tokiflow login: run 'tokiflow logout'")
+    out = cli(home, "logout")
+    assert out.returncode == 0 and f"removed {path}" in out.stdout
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("start", "token", "said"),
+    [
+        ({}, {}, "did not answer as a Tokiflow server does"),
+        ([1, 2], {}, "did not answer as a Tokiflow server does"),
+        ({"device_code": "d", "user_code": "ABCD-EFGH", "verification_uri": "http://x/device",
+          "verification_uri_complete": "http://x/device?code=ABCD-EFGH", "interval": 1},
+         {"key_name": "cli"}, "approved the sign-in but sent no API key"),
+    ],
+)  # fmt: skip
+async def test_login_against_a_server_that_answers_in_another_shape_is_one_clear_line(
+    tmp_path: Path,
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    start: Any,
+    token: Any,
+    said: str,
+) -> None:
+    async def started(request: web.Request) -> web.Response:
+        return web.json_response(start)
+
+    async def polled(request: web.Request) -> web.Response:
+        return web.json_response(token)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/auth/device", started)
+    app.router.add_post("/api/v1/auth/device/token", polled)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tokiflow", "login", "--no-browser", "--server", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env(home),
+        cwd=home,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    result = subprocess.CompletedProcess([], proc.returncode or 0, "", err.decode())
+    assert proc.returncode == 1
+    assert_one_clear_line(result, said)
+    assert not (home / ".config" / "tokiflow" / "credentials").exists()

@@ -155,6 +155,25 @@ async def test_ping_to_a_closed_port_fails_in_one_line_without_loading_the_serve
     assert beyond_stdlib(started, interpreter_only) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((UUID, "--server", "http://[::1"), "server URL 'http://[::1' is not an http"),
+        (("http://[::1/ping/x",), "ping URL 'http://[::1/ping/x' is not an http"),
+        (("key/", "--server", "http://127.0.0.1"), "'key/' is not PING_KEY/SLUG"),
+        (("/slug", "--server", "http://127.0.0.1"), "'/slug' is not PING_KEY/SLUG"),
+    ],
+)
+async def test_a_ping_target_that_is_not_one_is_a_usage_error_in_one_line(
+    args: tuple[str, ...], reason: str, tmp_path: Path
+) -> None:
+    started = await tokiflow(tmp_path, "ping", *args)
+    assert started.code == 2
+    assert started.err.startswith("tokiflow: error: ")
+    assert reason in started.err
+    assert started.err.count("\n") == 1  # one line, no traceback
+
+
 async def test_run_wraps_a_job_loading_only_the_standard_library_and_the_wrapper(
     aiohttp_server: MakeServer, tmp_path: Path, interpreter_only: frozenset[str]
 ) -> None:

@@ -18,6 +18,7 @@ from tokiflow.cli import AddCommon, warn
 from tokiflow.clock import SystemClock
 from tokiflow.config import Settings
 from tokiflow.engine import audit, auth, views
+from tokiflow.engine.accounts import AccountError, check_user_limit
 from tokiflow.storage import accounts, db, orgs
 from tokiflow.storage.db import StorageError, connect, prepare_data_dir
 from tokiflow.storage.migrations import migrate
@@ -110,6 +111,7 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     except auth.PasswordPolicyError as exc:
         raise AdminError(str(exc)) from None
     now = SystemClock().now()
+    limits = licensing.limits_in_force(settings.data_dir, now, warn=warn)
     with transaction(settings) as conn:
         if args.org:
             org = orgs.by_slug(conn, views_slug(args.org)) or orgs.create(
@@ -120,9 +122,8 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
         if accounts.user_by_email(conn, args.email) is not None:
             raise AdminError(f"a user with email {args.email} already exists")
         try:
-            limits = licensing.limits_in_force(settings.data_dir, now, warn=warn)
-            licensing.check_can_add_user(accounts.count_users(conn), limits)
-        except licensing.LicenceLimitError as exc:
+            check_user_limit(conn, limits)
+        except AccountError as exc:
             raise AdminError(str(exc)) from None
         user = accounts.create_user(conn, email=args.email.strip(), name=args.name or "",
                                     password_hash=password_hash, now=now)  # fmt: skip

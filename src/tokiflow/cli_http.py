@@ -140,7 +140,10 @@ def load_credentials(env: Mapping[str, str]) -> Credentials | None:
         raise CredentialsError(f"cannot read {path}: {exc.strerror}") from None
     try:
         data = json.loads(text)
-        return Credentials(normalise_server(str(data["server"])), str(data["api_key"]))
+        server, api_key = data["server"], data["api_key"]
+        if not isinstance(server, str) or not isinstance(api_key, str) or not api_key:
+            raise TypeError
+        return Credentials(normalise_server(server), api_key)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise CredentialsError(
             f"{path} is not a Tokiflow login: run 'tokiflow logout' and log in again"

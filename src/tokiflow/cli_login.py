@@ -118,6 +118,11 @@ def cmd_login(
             raise CliError(f"{server} does not offer command-line sign-in (is it a Tokiflow "
                            "server, and a recent one?)", EXIT_REFUSED) from None  # fmt: skip
         raise Remote(client).error(exc) from None
+    if not isinstance(started, dict) or not all(
+        isinstance(started.get(k), str)
+        for k in ("device_code", "user_code", "verification_uri", "verification_uri_complete")
+    ):
+        raise CliError(f"{server} did not answer as a Tokiflow server does", EXIT_REFUSED)
     minutes = max(1, int(started.get("expires_in", 900)) // 60)
     print(f"To sign in, open {started['verification_uri']} and enter the code\n\n"
           f"    {started['user_code']}\n\n"
@@ -125,6 +130,8 @@ def cmd_login(
     if not args.no_browser and sys.stdout.isatty():
         _open_browser(started["verification_uri_complete"])
     reply = asyncio.run(wait_for_key(client, started, host, clock or SystemClock()))
+    if not isinstance(reply, dict) or not isinstance(reply.get("api_key"), str):
+        raise CliError(f"{server} approved the sign-in but sent no API key", EXIT_REFUSED)
     try:
         path = save_credentials(env, Credentials(server, reply["api_key"]))
     except CredentialsError as exc:

@@ -34,6 +34,8 @@ def _ping_url(args: argparse.Namespace, env: Mapping[str, str]) -> str:
             target = make_target(url=what)
         elif "/" in what:
             key, _, slug = what.partition("/")
+            if not key or not slug:
+                raise CliError(f"'{what}' is not PING_KEY/SLUG (both parts are needed)", code=2)
             target = make_target(slug=slug, ping_key=key, server=server)
         else:
             try:

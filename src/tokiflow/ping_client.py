@@ -47,7 +47,10 @@ class Target:
 
 
 def _check_base(url: str, what: str) -> str:
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: "http://[::1"
+        parts = urllib.parse.SplitResult("", "", "", "", "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise TargetError(f"{what} '{url}' is not an http:// or https:// URL")
     return url.rstrip("/")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from tokiflow.clock import FakeClock
 from tokiflow.engine import retention
 from tokiflow.engine.monitors import build_spec, create_monitor
 from tokiflow.engine.pings import PRUNE_EVERY, PingEvent, ingest
 from tokiflow.engine.scheduler import Scheduler
 from tokiflow.licensing import UNLIMITED
-from tokiflow.storage import incidents, orgs, pings, runs
+from tokiflow.storage import incidents, orgs, pings, rollups, runs
 from tokiflow.storage.database import Database
 
 
@@ -97,4 +99,25 @@ async def test_open_runs_and_open_incidents_are_never_pruned(
     assert await retention.prune_once(db, later, retention_seconds=86400) == 1  # the flip
     assert len(await db.read(lambda c: runs.open_runs(c, monitor_id))) == 1
     assert len(await db.read(lambda c: incidents.current(c, monitor_id))) == 1
+    await db.close()
+
+
+async def test_runs_past_retention_leave_the_rollups_even_beyond_one_batch(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More old successful runs than one batch: none may be deleted without being taken out of
+    # the analytics rollups (or the organisation report would count runs that are gone).
+    monkeypatch.setattr(retention, "BATCH", 2)
+    db, scheduler, monitor_id, uuid = await _setup(tmp_path, clock)
+    for kind in ("start", "success") * 5:
+        await clock.advance(60)
+        ev = PingEvent(kind=kind, received_at=clock.now(), uuid=uuid)
+        await ingest(db, scheduler, ev, pings_kept=1000, limits=UNLIMITED)
+    buckets = " + ".join(rollups.BUCKET_COLUMNS)
+    counted = f"SELECT coalesce(sum({buckets}), 0) FROM monitor_hours"
+    assert (await db.read(lambda c: c.execute(counted).fetchone()))[0] == 5
+    await clock.advance(10 * 86400)
+    assert await retention.prune_once(db, clock.now(), 86400) >= 5
+    assert await db.read(lambda c: runs.recent(c, monitor_id)) == []
+    assert (await db.read(lambda c: c.execute(counted).fetchone()))[0] == 0
     await db.close()

@@ -153,3 +153,29 @@ async def test_the_rollups_equal_a_rebuild_after_pings_pruning_and_retention(
 def test_the_rollup_buckets_are_the_histogram_buckets() -> None:
     assert rollups.EDGES == analytics.BUCKETS
     assert [rollups.bucket_of(d) for d in (0.5, 1, 1.5, 86400, 86401)] == [0, 0, 1, 13, 14]
+
+
+async def test_a_run_that_finished_too_fast_counts_its_ping_but_not_its_duration(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(T0)
+    path = tmp_path / "data" / "tokiflow.db"
+    db = Database(path)
+    await db.open()
+    try:
+        sch = Scheduler(db, clock, started_at=clock.now())
+        org = await db.write(lambda c: orgs.ensure_default(c, clock.now()))
+        spec = build_spec(org_id=org.id, name="job", period="1h", min_runtime="1m")
+        m = await db.write(lambda c: create_monitor(c, spec, clock.now(), limits=UNLIMITED))
+        for kind, wait in (("start", 0), ("success", 5), ("start", 60), ("success", 120)):
+            await clock.advance(wait, settle=0)
+            ev = PingEvent(kind=kind, received_at=clock.now(), uuid=m.uuid)
+            await ingest(db, sch, ev, pings_kept=1000, limits=UNLIMITED)
+        kept = await db.read(snapshot)
+        # Two success pings; one run too fast (failed), one of 120 s in the bucket up to 120 s.
+        counts = kept["monitor_hours", m.id, "2026-03-02T12"]
+        assert sum(counts[:4]) == 2
+        assert counts[4:] == tuple(int(b == "b6") for b in rollups.BUCKET_COLUMNS)
+        assert kept == rebuilt(path)
+    finally:
+        await db.close()

@@ -134,6 +134,18 @@ async def test_a_revoked_key_gets_401_at_once(api: Start, clock: FakeClock) -> N
     assert shown["status"] == "revoked" and shown["revoked_at"] == "2026-03-02T12:00:00Z"
 
 
+async def test_ids_in_paths_that_are_not_row_ids_are_not_found(
+    api: Start, clock: FakeClock
+) -> None:
+    client = await api()
+    _, owner = await setup_org(client, clock)
+    for bad in (str(2**63), "99999999999999999999999", "²", "-1", "0", "1e3"):
+        for path in (f"/channels/{bad}", f"/keys/{bad}"):
+            method = "GET" if path.startswith("/channels") else "DELETE"
+            resp = await client.request(method, f"/api/v1{path}", headers=owner.h())
+            assert resp.status == 404, (path, resp.status, await resp.text())
+
+
 async def test_a_key_can_revoke_itself_and_only_itself(api: Start, clock: FakeClock) -> None:
     client = await api()
     _, owner = await setup_org(client, clock)

@@ -446,6 +446,11 @@ async def test_a_member_of_two_organisations_switches_between_them_from_the_head
     status, html, _ = await post(uic, "/account/org", {"org": "gamma"}, token_page="/account")
     assert status == 404 and "not a member" in html
     assert "Beta · ops@example.com (viewer)" in await (await uic.get("/settings/org")).text()
+    # A role that may read nothing here (billing) may still switch away.
+    await uic.app[appkeys.DB].write(lambda c: accounts.set_role(c, uid, beta.org_id, "billing"))
+    status, _, resp = await post(uic, "/account/org", {"org": "acme"}, token_page="/account",
+                                 follow=False)  # fmt: skip
+    assert status == 303 and resp.cookies[ORG_COOKIE].value == "acme"
 
 
 async def test_a_single_organisation_shows_no_switcher(uic: TestClient, clock: FakeClock) -> None:
@@ -493,7 +498,7 @@ async def test_organisation_settings_rename_rotate_and_redaction_patterns(
     theirs = await uic.app[appkeys.DB].write(
         lambda c: outputs.add_pattern(c, other.org_id, "theirs", "", clock.now())
     )
-    for pid in (theirs.id, 999, "x"):
+    for pid in (theirs.id, 999, "x", "²", 2**63):
         status, html, _ = await post(uic, f"/settings/org/redactions/{pid}/delete", {},
                                      token_page="/settings/org")  # fmt: skip
         assert status == 404, pid
@@ -557,6 +562,9 @@ async def test_the_audit_log_filters_pages_and_exports_what_it_shows(
     assert older
     rest = await (await uic.get(htmllib.unescape(older.group(1)))).text()
     assert rest.count("data-audit-id=") == 10 and "Older entries" not in rest and "Newest" in rest
+    for bad in ("x", "²", str(2**63)):  # a made-up cursor shows the newest page
+        resp = await uic.get("/settings/audit", params={"before_id": bad})
+        assert resp.status == 200 and (await resp.text()).count("data-audit-id=") == 50, bad
     by_actor = await (await uic.get("/settings/audit", params={"actor": "CI-KEY"})).text()
     assert by_actor.count("data-audit-id=") == 30
     created = await (await uic.get("/settings/audit", params={"action": "monitor.create"})).text()
@@ -742,6 +750,8 @@ async def test_onboarding_pages_show_nothing_of_another_organisation(
         assert resp.status == 404 and "Theirs" not in await resp.text(), path
     html = await (await uic.get(f"/welcome/alerts?channel={their_channel}")).text()
     assert "Their hook" not in html
+    for bad in ("²", str(2**63)):
+        assert (await uic.get(f"/welcome/alerts?channel={bad}")).status == 200, bad
     status, _, _ = await post(uic, f"/welcome/alerts/{their_channel}/test", {},
                               token_page="/welcome/alerts")  # fmt: skip
     assert status == 404

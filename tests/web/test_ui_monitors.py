@@ -432,7 +432,9 @@ async def test_a_run_without_output_and_runs_elsewhere_are_handled(
     assert (await uic.get(f"/monitors/{uuid}/runs/{run_id}/output")).status == 404
     for path in (f"/monitors/{other_uuid}/runs/{run_id}", f"/monitors/{uuid}/runs/999",
                  f"/monitors/{uuid}/runs/abc", f"/monitors/{uuid}/runs/{'9' * 30}",
-                 f"/monitors/{uuid}/runs/-1", f"/monitors/{other_uuid}/runs/{run_id}/output"):  # fmt: skip
+                 f"/monitors/{uuid}/runs/-1", f"/monitors/{uuid}/runs/²",
+                 f"/monitors/{uuid}/runs/{2**63}/output",
+                 f"/monitors/{other_uuid}/runs/{run_id}/output"):  # fmt: skip
         assert (await uic.get(path)).status == 404, path
 
 
@@ -595,6 +597,19 @@ async def test_the_form_offers_the_orgs_channels_and_the_choice_decides_who_is_a
     assert re.search(rf'id="channels-error"[^>]*>no channel #{theirs} in this organisation<', html)
     assert await uic.app[appkeys.DB].read(lambda c: channels.for_monitor(c, m.id)) == []
     assert (await monitor(uic, uuid)).name == "Nightly"
+    # So is a number no channel can have; a digit that is no number ("²") is left out.
+    form["channel"] = "9" * 30
+    resp = await uic.post(f"/monitors/{uuid}/edit", data=form)
+    assert resp.status == 400 and f"no channel #{'9' * 30}" in await resp.text()
+    form["channel"] = "²"
+    resp = await uic.post(f"/monitors/{uuid}/edit", data=form, allow_redirects=False)
+    assert resp.status == 303 and (await monitor(uic, uuid)).name == "Renamed"
+    assert await uic.app[appkeys.DB].read(lambda c: channels.for_monitor(c, m.id)) == []
+    form["name"] = "Nightly"
+    resp = await uic.post(f"/monitors/{uuid}/edit", data=form, allow_redirects=False)
+    assert resp.status == 303
+    form["channel"] = str(theirs)
+    form["name"] = "Renamed"
     form["csrf_token"] = token
     resp = await uic.post("/monitors/new", data=form)
     assert resp.status == 400 and "Renamed" not in [

@@ -194,10 +194,11 @@ def request_reset(
     return token, user
 
 
-def reset_usable(conn: sqlite3.Connection, token: str) -> bool:
-    """Whether a reset link's token was issued and not used yet (expiry is checked on use)."""
+def reset_usable(conn: sqlite3.Connection, token: str, now: dt.datetime) -> bool:
+    """Whether a reset link's token was issued, is unused and has not expired (to say so before
+    a new password is hashed or typed; confirm_reset checks again)."""
     found = accounts.reset_by_hash(conn, auth.token_hash(token))
-    return found is not None and found.used_at is None
+    return found is not None and found.used_at is None and found.expires_at > now
 
 
 def confirm_reset(

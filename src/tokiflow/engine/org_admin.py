@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-from tokiflow.engine import audit, auth
+from tokiflow.engine import accounts as account_ops
+from tokiflow.engine import audit
 from tokiflow.engine.audit import Actor
-from tokiflow.storage import accounts, monitors, outputs
 from tokiflow.storage import audit as audit_log
+from tokiflow.storage import monitors, outputs
 from tokiflow.storage.audit import AuditFilter
 from tokiflow.storage.outputs import Pattern
 
@@ -75,11 +76,9 @@ def remove_redaction(
 # -- password reset links ------------------------------------------------------------------------
 
 
-def reset_link_works(conn: sqlite3.Connection, token: str, now: dt.datetime) -> bool:
-    """Whether a reset link's token was issued, is unused and has not expired (to say so before
-    someone types a new password; the reset itself checks again)."""
-    found = accounts.reset_by_hash(conn, auth.token_hash(token))
-    return found is not None and found.used_at is None and found.expires_at > now
+# Whether a reset link's token was issued, is unused and has not expired (to say so before
+# someone types a new password; the reset itself checks again).
+reset_link_works = account_ops.reset_usable
 
 
 # -- onboarding ----------------------------------------------------------------------------------

@@ -142,7 +142,6 @@ def record_ping(
             conn, m, kind, ev, run, duration, n, fields, started_at, stats_window, judge
         )
         queued = _last_notification(conn) != before
-    rollups.add_ping(conn, m.org_id, m.id, n, now, kind, run_id)  # after the run's finish
     if transition is None:
         m = states.set_state(conn, m, now, started_at, fields, "")
     else:
@@ -226,6 +225,7 @@ def _finish(
         )  # fmt: skip
         fields["open_runs"] = max(m.open_runs - 1, 0)
         fields["running_since"] = runs.oldest_open_start(conn, m.id)
+    _roll_up(conn, m, kind, n, now, None if failed else run, duration)
     fields.update(last_ping_at=now, due_at=states.due_after(m, now))
     if duration is not None:
         fields["last_duration"] = duration
@@ -260,6 +260,18 @@ def _finish(
     incident = states.open_incident(conn, m, "FAIL", reason, now, run.id if run else None)
     new = states.set_state(conn, m, now, started_at, fields, reason)
     return states.Transition(m.status, new.status, new, incident, "FAIL" if incident else None)
+
+
+def _roll_up(
+    conn: sqlite3.Connection, m: Monitor, kind: str, n: int, now: dt.datetime,
+    succeeded: runs.Run | None, duration: float | None,
+) -> None:  # fmt: skip
+    """The analytics rollups count every success ping, and the run it finished when that run
+    succeeded with a duration."""
+    if kind != "success":
+        return
+    timed = None if succeeded is None or duration is None else (succeeded.id, duration)
+    rollups.add_ping(conn, m.org_id, m.id, n, now, timed)
 
 
 def _fail_reason(ev: PingEvent) -> str:

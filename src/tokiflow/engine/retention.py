@@ -40,7 +40,7 @@ async def prune_once(db: Database, now: dt.datetime, retention_seconds: int) -> 
     while True:
         deleted = await db.write(
             lambda conn: (
-                rollups.prune_runs(conn, cutoff, BATCH)  # first: out of the rollups too
+                rollups.prune_runs(conn, cutoff, BATCH)  # the runs the rollups count
                 + runs.prune_finished(conn, cutoff, BATCH)
                 + incidents.prune_resolved(conn, cutoff, BATCH)
                 + user_notifications.prune_sent(conn, cutoff, BATCH)

@@ -39,21 +39,14 @@ def _quarter(text: str) -> str:
 
 
 def add_ping(
-    conn: sqlite3.Connection, org_id: int, monitor_id: int, n: int, at: dt.datetime, kind: str,
-    run_id: int | None,
+    conn: sqlite3.Connection, org_id: int, monitor_id: int, n: int, at: dt.datetime,
+    run: tuple[int, float] | None,
 ) -> None:  # fmt: skip
-    """Count ping number `n` in its hour if it is a success ping (and the run it finished, if
-    that run succeeded with a duration); any other kind counts nothing here."""
-    if kind != "success":
-        return
+    """Count success ping number `n` in its hour, and `run` (id, duration), the run it finished
+    if that run succeeded with a duration."""
     text = to_db(at)
     q = _quarter(text)
-    bucket = None
-    if run_id is not None:
-        row = conn.execute("SELECT status, duration FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is not None and row[0] == "success" and row[1] is not None:
-            bucket = BUCKET_COLUMNS[bucket_of(float(row[1]))]
-    if bucket is None:
+    if run is None:
         conn.execute(
             f"INSERT INTO monitor_hours(monitor_id, hour, org_id, {q}, first_n, last_n) "
             "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(monitor_id, hour) DO UPDATE SET "
@@ -62,6 +55,8 @@ def add_ping(
             (monitor_id, text[:HOUR], org_id, n, n, n, n, n, n),
         )
         return
+    run_id, duration = run
+    bucket = BUCKET_COLUMNS[bucket_of(duration)]
     conn.execute(
         f"INSERT INTO monitor_hours(monitor_id, hour, org_id, {q}, first_n, last_n, {bucket}, "
         "first_run, last_run) VALUES (?, ?, ?, 1, ?, ?, 1, ?, ?) ON CONFLICT(monitor_id, hour) DO UPDATE SET "

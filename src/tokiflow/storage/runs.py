@@ -132,10 +132,11 @@ def recent(conn: sqlite3.Connection, monitor_id: int, limit: int = 50) -> list[R
 
 
 def prune_finished(conn: sqlite3.Connection, before: dt.datetime, limit: int = 1000) -> int:
-    """Delete up to `limit` runs that finished before `before`."""
+    """Delete up to `limit` runs that finished before `before`, except the successful ones
+    with a duration: the analytics rollups count those, and `rollups.prune_runs` deletes them."""
     cur = conn.execute(
         "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE status != 'running' "
-        "AND finished_at < ? LIMIT ?)",
+        "AND NOT (status = 'success' AND duration IS NOT NULL) AND finished_at < ? LIMIT ?)",
         (to_db(before), limit),
     )
     return cur.rowcount

@@ -103,10 +103,12 @@ class ApiRequest:
         return self.request.app
 
     def path_int(self, name: str, what: str) -> int:
-        try:
-            return int(self.path[name])
-        except ValueError:
-            raise not_found(what) from None
+        """A row id from the path; 404 for anything else (not digits, or past SQLite's range)."""
+        text = self.path[name]
+        value = int(text) if text.isascii() and text.isdigit() else -1
+        if not 0 < value < 2**63:
+            raise not_found(what)
+        return value
 
 
 Handler = Callable[[ApiRequest], Awaitable[Any]]

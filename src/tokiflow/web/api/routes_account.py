@@ -226,7 +226,7 @@ async def confirm_reset(req: ApiRequest) -> Any:
     token, now = req.body["token"], _now(req)
     bad = ApiError(400, "body.token: this reset link is invalid, was already used or has expired",
                    field="token")  # fmt: skip
-    if not await req.app[appkeys.DB].read(lambda c: account_ops.reset_usable(c, token)):
+    if not await req.app[appkeys.DB].read(lambda c: account_ops.reset_usable(c, token, now)):
         raise bad
     password_hash = await hash_new_password(req.body["password"])
     r = req.request

@@ -111,9 +111,9 @@ def remember_org(request: web.Request, resp: web.StreamResponse, slug: str) -> N
 PageHandler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
 
 
-def page(scope: str | None = "read") -> Callable[[PageHandler], Callable[[web.Request], Any]]:
+def page(scope: str = "read") -> Callable[[PageHandler], Callable[[web.Request], Any]]:
     """A handler for signed-in users: sends others to sign in, checks CSRF on POST and that the
-    viewer's role has `scope` in the current organisation (None: any member may)."""
+    viewer's role has `scope` in the current organisation ("member": any member may)."""
 
     def wrap(fn: PageHandler) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -128,7 +128,7 @@ def page(scope: str | None = "read") -> Callable[[PageHandler], Callable[[web.Re
                 if not security.tokens_match(form.get("csrf_token"), viewer.csrf):
                     return error_page(request, viewer, 403, "This form has expired or did not "
                                       "come from this site. Go back, reload and try again.")  # fmt: skip
-            if scope is not None and not viewer.can(scope):
+            if not viewer.can(scope):
                 return error_page(
                     request, viewer, 403, f"Your role ({viewer.role}) may not do this."
                 )
@@ -303,3 +303,12 @@ async def own_monitor(request: web.Request, viewer: Viewer) -> Monitor | None:
     uuid = request.match_info["uuid"].lower()
     m = await request.app[appkeys.DB].read(lambda c: monitors.by_uuid(c, uuid))
     return m if m is not None and m.org_id == viewer.org.id else None
+
+
+def row_id(text: str | None) -> int | None:
+    """A row id from a path or form (ASCII digits that fit an SQLite integer), else None: `"²"`
+    passes `str.isdigit` but not `int`, and a larger number makes SQLite raise."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value < 2**63 else None

@@ -177,7 +177,7 @@ async def totp_disable(request: web.Request, viewer: Viewer) -> web.StreamRespon
 
 
 @routes.post("/account/org", name="ui.org_switch")
-@page(None)  # any member, whatever their role in the organisation shown now
+@page("member")  # any member, whatever their role in the organisation shown now
 async def org_switch(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     slug = _form(await request.post()).get("org", "")
     chosen = next((o for o, _ in viewer.orgs if o.slug == slug), None)

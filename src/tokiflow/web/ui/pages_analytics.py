@@ -81,7 +81,7 @@ def _tables(report: analytics.MonitorReport | analytics_org.OrgReport) -> dict[s
 
 
 def _charts(report: analytics.MonitorReport | analytics_org.OrgReport, zone: str) -> dict[str, Any]:
-    top = max(map(max, report.failure_heatmap))
+    tables = _tables(report)
     return {
         "trend_chart": charts.trend_chart(report.failure_trend, report.failure_trend_slope),
         "trend_words": None
@@ -89,9 +89,9 @@ def _charts(report: analytics.MonitorReport | analytics_org.OrgReport, zone: str
         else charts.slope_words(report.failure_trend_slope),
         "histogram_chart": charts.histogram_chart(report.duration_histogram),
         "heatmap_chart": charts.heatmap_chart(report.failure_heatmap, zone),
-        "heat_legend": charts.heat_legend(top),
+        "heat_legend": charts.heat_legend(tables["heat_top"]),
         "weekdays": charts.WEEKDAYS,
-        **_tables(report),
+        **tables,
     }
 
 

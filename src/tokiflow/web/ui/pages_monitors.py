@@ -185,7 +185,9 @@ def _ticked(post: MultiDictProxy[Any]) -> set[int] | None:
     """The channel ids ticked in a posted form; None when the form showed no channel list."""
     if post.get("channels_shown") != "1":
         return None
-    return {int(v) for v in post.getall("channel", []) if isinstance(v, str) and v.isdigit()}
+    # Any number (unknown ones are refused by `_check_channels`); "²" is a digit but no int.
+    return {int(v) for v in post.getall("channel", [])
+            if isinstance(v, str) and v.isascii() and v.isdigit()}  # fmt: skip
 
 
 async def _check_channels(request: web.Request, viewer: Viewer, wanted: set[int] | None) -> None:

@@ -21,6 +21,7 @@ from tokiflow.web.ui.context import (
     page,
     redirect,
     render,
+    row_id,
     send_test_alert,
 )
 from tokiflow.web.ui.snippets import CURL, cron_line
@@ -127,7 +128,7 @@ async def _alerts_page(request: web.Request, viewer: Viewer, *, values: dict[str
                        errors: dict[str, str], status: int = 200) -> web.Response:  # fmt: skip
     channel = None
     wanted = request.query.get("channel", "")
-    if wanted.isdigit():
+    if row_id(wanted) is not None:
         try:
             channel = await call_api(request, viewer.caller, "GET", "/channels/{id}",
                                      params={"id": wanted})  # fmt: skip

@@ -29,6 +29,7 @@ from tokiflow.web.ui.context import (
     page,
     redirect,
     render,
+    row_id,
 )
 from tokiflow.web.ui.security import add_headers
 
@@ -131,10 +132,7 @@ async def redaction_add(request: web.Request, viewer: Viewer) -> web.StreamRespo
 @routes.post("/settings/org/redactions/{id}/delete", name="ui.redaction_delete")
 @page("admin")
 async def redaction_delete(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    try:
-        pattern_id = int(request.match_info["id"])
-    except ValueError:
-        pattern_id = 0
+    pattern_id = row_id(request.match_info["id"]) or 0
     app = request.app
     now, org_id, actor = app[appkeys.CLOCK].now(), viewer.org.id, viewer.caller.actor
     removed = await app[appkeys.DB].write(
@@ -190,10 +188,7 @@ def _json(value: Any) -> str:
 @page("admin")
 async def audit_page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     values, f, errors = _filters(request, _viewer_fmt(request, viewer))
-    try:
-        before_id = int(request.query["before_id"]) if request.query.get("before_id") else None
-    except ValueError:
-        before_id = None
+    before_id = row_id(request.query.get("before_id"))
     org_id = viewer.org.id
     rows: list[Entry] = []
     if not errors:

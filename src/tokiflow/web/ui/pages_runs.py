@@ -32,7 +32,7 @@ from tokiflow.storage.monitors import Monitor
 from tokiflow.storage.outputs import OutputError, OutputRef
 from tokiflow.storage.runs import Run
 from tokiflow.web import appkeys, operations
-from tokiflow.web.ui.context import Viewer, error_page, not_found, page, render
+from tokiflow.web.ui.context import Viewer, error_page, not_found, page, render, row_id
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +194,9 @@ class Source:
 
 async def _own_run(request: web.Request, viewer: Viewer) -> tuple[Monitor, Run] | None:
     uuid = request.match_info["uuid"].lower()
-    text = request.match_info["run_id"]
-    if not text.isdigit() or len(text) > 18:  # (a bigger number is no SQLite integer)
+    run_id = row_id(request.match_info["run_id"])
+    if run_id is None:
         return None
-    run_id = int(text)
 
     def read(conn: sqlite3.Connection) -> tuple[Monitor, Run] | None:
         m = monitors.by_uuid(conn, uuid)
